@@ -1,0 +1,15 @@
+"""swat_mm: STViT, SVT and SWAT backbones for OpenMMLab.
+
+``import swat_mm`` (or ``custom_imports=dict(imports=['swat_mm'])`` in a config)
+registers every module in the ``swat_mm`` registry scope, a child of
+mmengine's root registries, so mmpretrain, mmdet and mmseg configs build them as
+``type='swat_mm.STViT'``. It also installs the checkpoint loader that lets
+mmengine resume on torch >= 2.6 without ``weights_only=False``.
+"""
+from .version import __version__
+from .utils.checkpoint import install_safe_checkpoint_loader
+from . import models  # noqa: F401  (registers the modules)
+
+install_safe_checkpoint_loader()
+
+__all__ = ['__version__']

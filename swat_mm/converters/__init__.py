@@ -1,0 +1,6 @@
+"""Checkpoint converters from the official repositories to mmpretrain /
+mmdet / mmseg layouts, one function per model family."""
+from .common import ConversionError, load_official_state_dict
+from .stvit import convert_stvit
+
+__all__ = ['ConversionError', 'load_official_state_dict', 'convert_stvit']

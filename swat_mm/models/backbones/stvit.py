@@ -1,0 +1,570 @@
+"""STViT: Vision Transformer with Super Token Sampling (Huang et al., CVPR 2023).
+
+Paper: https://arxiv.org/abs/2211.11167. Official code: ``hhb072/STViT``
+(``models/stvit.py``), classification only.
+
+This backbone gives the official outputs for the official weights and keeps the
+official state-dict names (``patch_embed.proj.N``, ``layers.i.blocks.j.*``,
+``layers.i.downsample.proj.N``); the classifier tail (``proj``, ``norm``,
+``head``) lives in :class:`~swat_mm.models.necks.STViTClsNeck` and mmpretrain's
+``LinearClsHead``. ``tools/model_converters/stvit_to_mmpretrain.py`` maps the
+names.
+
+Deviations from the official code, none of which changes an output beyond
+float rounding:
+
+* The official model unfolds and folds 3x3 super-token neighbourhoods with
+  convolutions by a frozen identity kernel, stored in the checkpoints as
+  ``attn.unfold.weights`` / ``attn.fold.weights``. Here ``F.unfold`` /
+  ``F.fold`` do the same gathering and scattering without parameters;
+  :meth:`StokenAttention._load_from_state_dict` drops those two keys from
+  official checkpoints after checking they hold the identity kernel.
+* Attention runs through ``F.scaled_dot_product_attention``: the same
+  softmax(q k^T * scale) v with no N x N map kept for backward on the fused
+  kernels.
+* The classifier's memory-efficient Swish is ``nn.SiLU`` (same function and
+  gradient).
+* Dense prediction: ``out_indices`` returns the stage maps taken before each
+  stage's down-sampling; any input size works (the super-token attention pads
+  to a multiple of the super-token size and crops back, as the official code).
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from swat_mm.registry import MODELS
+from ..layers import LayerNorm2d, ResDWConv
+
+IntPair = Union[int, Tuple[int, int]]
+
+
+def _pair(v: IntPair) -> Tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class ConvMlp(nn.Module):
+    """1x1 conv, GELU, residual 3x3 depth-wise conv, 1x1 conv on NCHW maps.
+
+    Args:
+        in_channels: C.
+        hidden_channels: width after ``fc1``.
+        drop: dropout after the activation and after ``fc2``.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int,
+                 drop: float = 0.) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(in_channels, hidden_channels, 1)
+        self.act1 = nn.GELU()
+        self.conv = ResDWConv(hidden_channels, 3)
+        self.fc2 = nn.Conv2d(hidden_channels, in_channels, 1)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        x = self.drop(self.act1(self.fc1(x)))
+        x = self.conv(x)
+        return self.drop(self.fc2(x))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over all positions of an NCHW map.
+
+    ``qkv`` is a 1x1 conv whose output channels are ordered head by head,
+    each head holding its q, k and v (the official layout).
+
+    Args:
+        dim: C.
+        num_heads: heads; ``dim`` must be divisible by it.
+        qkv_bias: bias in ``qkv``.
+        qk_scale: overrides ``head_dim ** -0.5``.
+        attn_drop: dropout on the attention weights.
+        proj_drop: dropout after ``proj``.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False,
+                 qk_scale: Optional[float] = None, attn_drop: float = 0.,
+                 proj_drop: float = 0.) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads '
+                             f'{num_heads}')
+        self.num_heads = num_heads
+        self.scale = qk_scale or (dim // num_heads)**-0.5
+        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Conv2d(dim, dim, 1)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        B, C, H, W = x.shape
+        qkv = self.qkv(x).reshape(B, self.num_heads, 3 * C // self.num_heads,
+                                  H * W).transpose(-1, -2)
+        q, k, v = qkv.chunk(3, dim=-1)  # (B, heads, N, head_dim)
+        x = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.,
+            scale=self.scale)
+        x = x.transpose(-1, -2).reshape(B, C, H, W)
+        return self.proj_drop(self.proj(x))
+
+
+def _unfold3x3(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, h*w, C, 9): each position's zero-padded 3x3
+    neighbourhood, row-major."""
+    B, C, h, w = x.shape
+    return F.unfold(x, 3, padding=1).reshape(B, C, 9, h * w).permute(0, 3, 1, 2)
+
+
+def _fold3x3(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """(B, h*w, C, 9) -> (B, C, h, w): adjoint of :func:`_unfold3x3`, each
+    neighbour's value added back to the position it came from."""
+    B, L, C, _ = x.shape
+    return F.fold(x.permute(0, 2, 3, 1).reshape(B, C * 9, L), size, 3,
+                  padding=1)
+
+
+class StokenAttention(nn.Module):
+    """Super-token attention (STA).
+
+    Pixels are softly assigned to the 3x3 neighbouring super tokens of their
+    grid cell (super-token sampling, ``n_iter`` rounds, without gradient
+    through the assignment), the super tokens attend to each other (``refine``
+    multi-head self-attention), and the refined tokens are mapped back to
+    pixels with the same assignment (token upsampling). With a super-token size
+    of 1 the block is plain global self-attention over all pixels.
+
+    Args:
+        dim: C.
+        stoken_size: (h, w) pixels per super token.
+        n_iter: rounds of super-token sampling.
+        num_heads, qkv_bias, qk_scale, attn_drop, proj_drop: of the refining
+            :class:`Attention`.
+    """
+
+    def __init__(self, dim: int, stoken_size: IntPair, n_iter: int = 1,
+                 num_heads: int = 8, qkv_bias: bool = False,
+                 qk_scale: Optional[float] = None, attn_drop: float = 0.,
+                 proj_drop: float = 0.) -> None:
+        super().__init__()
+        if n_iter < 1:
+            raise ValueError(f'n_iter must be >= 1, got {n_iter}')
+        self.stoken_size = _pair(stoken_size)
+        if min(self.stoken_size) < 1:
+            raise ValueError(
+                f'stoken_size must be >= 1, got {self.stoken_size}')
+        self.n_iter = n_iter
+        self.scale = dim**-0.5
+        self.stoken_refine = Attention(
+            dim, num_heads=num_heads, qkv_bias=qkv_bias, qk_scale=qk_scale,
+            attn_drop=attn_drop, proj_drop=proj_drop)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Official checkpoints store the identity kernels of their conv-based
+        # unfold/fold; they carry no learned information, so drop them, but
+        # only when they really are that kernel.
+        eye = torch.eye(9).reshape(9, 1, 3, 3)
+        for name in ('unfold.weights', 'fold.weights'):
+            key = prefix + name
+            if key in state_dict:
+                value = state_dict.pop(key)
+                if value.shape != eye.shape or not torch.equal(
+                        value.detach().cpu().float(), eye):
+                    raise ValueError(
+                        f'{key}: expected the frozen 3x3 identity kernel of '
+                        'the official STViT, got other values; this is not an '
+                        'STViT checkpoint')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W), any H and W."""
+        if max(self.stoken_size) == 1:
+            return self.stoken_refine(x)
+        return self._stoken_forward(x)
+
+    def _stoken_forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H0, W0 = x.shape
+        h, w = self.stoken_size
+        pad_r, pad_b = (w - W0 % w) % w, (h - H0 % h) % h
+        if pad_r or pad_b:
+            x = F.pad(x, (0, pad_r, 0, pad_b))
+        H, W = x.shape[-2:]
+        hh, ww = H // h, W // w
+
+        # Zero padding takes part in the initial super tokens, as officially.
+        stokens = F.avg_pool2d(x, (h, w))  # (B, C, hh, ww)
+        pixels = x.reshape(B, C, hh, h, ww, w).permute(0, 2, 4, 3, 5, 1)
+        pixels = pixels.reshape(B, hh * ww, h * w, C)
+
+        with torch.no_grad():
+            for idx in range(self.n_iter):
+                # (B, hh*ww, h*w, 9): affinity of every pixel to the 9 super
+                # tokens around its cell.
+                affinity = (pixels @ _unfold3x3(stokens)) * self.scale
+                affinity = affinity.softmax(-1)
+                affinity_sum = _fold3x3(affinity.sum(2).unsqueeze(2),
+                                        (hh, ww))
+                if idx < self.n_iter - 1:
+                    stokens = _fold3x3(pixels.transpose(-1, -2) @ affinity,
+                                       (hh, ww)) / (affinity_sum + 1e-12)
+
+        stokens = _fold3x3(pixels.transpose(-1, -2) @ affinity,
+                           (hh, ww)) / (affinity_sum + 1e-12)
+        stokens = self.stoken_refine(stokens)
+        # (B, hh*ww, C, h*w): token upsampling with the same affinities.
+        pixels = _unfold3x3(stokens) @ affinity.transpose(-1, -2)
+        pixels = pixels.reshape(B, hh, ww, C, h, w).permute(0, 3, 1, 4, 2, 5)
+        pixels = pixels.reshape(B, C, H, W)
+        if pad_r or pad_b:
+            pixels = pixels[:, :, :H0, :W0]
+        return pixels
+
+
+class StokenAttentionLayer(nn.Module):
+    """One STViT block: conditional position encoding (residual 3x3
+    depth-wise conv), LayerNorm + super-token attention, BatchNorm + conv-MLP,
+    each with a residual and optional layer scale.
+
+    Args:
+        dim: C.
+        stoken_size, n_iter, num_heads, qkv_bias, qk_scale, attn_drop: of
+            :class:`StokenAttention`.
+        mlp_ratio: MLP hidden width over C.
+        drop: dropout after the projections.
+        drop_path: stochastic depth rate.
+        layer_scale: learn per-channel scales ``gamma_1``/``gamma_2``.
+        layer_scale_init_value: their initial value.
+        norm_cfg: the batch norm before the MLP (BN, or SyncBN for
+            distributed dense prediction).
+    """
+
+    def __init__(self, dim: int, stoken_size: IntPair, n_iter: int = 1,
+                 num_heads: int = 1, mlp_ratio: float = 4.,
+                 qkv_bias: bool = False, qk_scale: Optional[float] = None,
+                 drop: float = 0., attn_drop: float = 0.,
+                 drop_path: float = 0., layer_scale: bool = False,
+                 layer_scale_init_value: float = 1e-5,
+                 norm_cfg: Optional[dict] = None) -> None:
+        super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN')
+        self.pos_embed = ResDWConv(dim, 3)
+        self.norm1 = LayerNorm2d(dim, eps=1e-6)
+        self.attn = StokenAttention(
+            dim, stoken_size=stoken_size, n_iter=n_iter, num_heads=num_heads,
+            qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop,
+            proj_drop=drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0. \
+            else nn.Identity()
+        self.norm2 = build_norm_layer(norm_cfg, dim)[1]
+        self.mlp2 = ConvMlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.layer_scale = layer_scale
+        if layer_scale:
+            self.gamma_1 = nn.Parameter(
+                torch.full((1, dim, 1, 1), float(layer_scale_init_value)))
+            self.gamma_2 = nn.Parameter(
+                torch.full((1, dim, 1, 1), float(layer_scale_init_value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        x = self.pos_embed(x)
+        attn = self.attn(self.norm1(x))
+        if self.layer_scale:
+            attn = self.gamma_1 * attn
+        x = x + self.drop_path(attn)
+        mlp = self.mlp2(self.norm2(x))
+        if self.layer_scale:
+            mlp = self.gamma_2 * mlp
+        return x + self.drop_path(mlp)
+
+
+class PatchEmbed(nn.Module):
+    """Stem: four 3x3 convs (strides 2, 1, 2, 1), each followed by GELU and
+    BatchNorm; (B, in, H, W) -> (B, out, ceil(H/4), ceil(W/4))."""
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 norm_cfg: Optional[dict] = None) -> None:
+        super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN')
+        mid = out_channels // 2
+        layers: List[nn.Module] = []
+        for cin, cout, stride in ((in_channels, mid, 2), (mid, mid, 1),
+                                  (mid, out_channels, 2),
+                                  (out_channels, out_channels, 1)):
+            layers += [nn.Conv2d(cin, cout, 3, stride, 1), nn.GELU(),
+                       build_norm_layer(norm_cfg, cout)[1]]
+        self.proj = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class PatchMerging(nn.Module):
+    """Down-sampling between stages: 3x3 stride-2 conv + BatchNorm."""
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 norm_cfg: Optional[dict] = None) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, 2, 1),
+            build_norm_layer(norm_cfg or dict(type='BN'), out_channels)[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class BasicLayer(nn.Module):
+    """A stage: ``blocks`` and the ``downsample`` to the next stage (None for
+    the last), as in the official module tree."""
+
+    def __init__(self, blocks: Sequence[nn.Module],
+                 downsample: Optional[nn.Module]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.downsample = downsample
+
+
+@MODELS.register_module()
+class STViT(BaseModule):
+    """STViT backbone.
+
+    Args:
+        arch: ``'small'``, ``'base'``, ``'large'`` (or ``'s'``, ``'b'``,
+            ``'l'``), or a dict with ``embed_dims``, ``depths``, ``num_heads``
+            (one entry per stage) and optionally ``layer_scale`` (per-stage
+            bools) and ``layer_scale_init_value``.
+        in_channels: input channels.
+        stoken_size: super-token size per stage, an int or (h, w) each. The
+            official ImageNet models use (8, 4, 1, 1) at 224 and 384; the
+            weights do not depend on it.
+        n_iter: super-token sampling rounds per stage.
+        mlp_ratio: MLP hidden width over the embedding width.
+        qkv_bias: bias in the attention's qkv projection.
+        qk_scale: overrides ``head_dim ** -0.5``.
+        drop_rate: dropout after projections.
+        attn_drop_rate: dropout on the attention weights.
+        drop_path_rate: stochastic depth, linear over all blocks.
+        norm_cfg: every batch norm of the backbone (stem, blocks,
+            down-sampling): ``dict(type='BN')`` as officially, or
+            ``dict(type='SyncBN')`` for distributed dense prediction; the
+            state-dict keys are the same.
+        out_indices: stages whose maps (taken before the stage's
+            down-sampling) are returned, negative indices allowed.
+        frozen_stages: freeze the stem (0) and stages ``< frozen_stages``
+            with their down-sampling; -1 freezes nothing.
+        norm_eval: keep BatchNorm layers in eval mode while training.
+        with_cp: gradient checkpointing per block.
+        init_cfg: mmengine init config, e.g.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+
+    Returns from ``forward``: a tuple of (B, C_i, H_i, W_i) maps, one per
+    ``out_indices``, at strides 4, 8, 16, 32.
+    """
+
+    arch_zoo: Dict[str, dict] = {
+        **dict.fromkeys(['s', 'small'], {
+            'embed_dims': [64, 128, 320, 512],
+            'depths': [3, 5, 9, 3],
+            'num_heads': [1, 2, 5, 8],
+            'layer_scale': [False, False, False, False],
+            'layer_scale_init_value': 1e-5,
+        }),
+        **dict.fromkeys(['b', 'base'], {
+            'embed_dims': [96, 192, 384, 512],
+            'depths': [4, 6, 14, 6],
+            'num_heads': [2, 3, 6, 8],
+            'layer_scale': [False, False, True, True],
+            'layer_scale_init_value': 1e-6,
+        }),
+        **dict.fromkeys(['l', 'large'], {
+            'embed_dims': [96, 192, 448, 640],
+            'depths': [4, 7, 19, 8],
+            'num_heads': [2, 3, 7, 10],
+            'layer_scale': [False, False, True, True],
+            'layer_scale_init_value': 1e-6,
+        }),
+    }
+    _required_keys = {'embed_dims', 'depths', 'num_heads'}
+    _optional_keys = {'layer_scale', 'layer_scale_init_value'}
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'small',
+                 in_channels: int = 3,
+                 stoken_size: Sequence[IntPair] = (8, 4, 1, 1),
+                 n_iter: Union[int, Sequence[int]] = 1,
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 norm_cfg: dict = dict(type='BN'),
+                 out_indices: Union[int, Sequence[int]] = (-1, ),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        embed_dims = self.arch_settings['embed_dims']
+        depths = self.arch_settings['depths']
+        num_heads = self.arch_settings['num_heads']
+        num_stages = len(depths)
+        layer_scale = self.arch_settings.get('layer_scale',
+                                             [False] * num_stages)
+        ls_init = self.arch_settings.get('layer_scale_init_value', 1e-5)
+
+        stoken_size = self._per_stage(stoken_size, num_stages, 'stoken_size')
+        n_iter = self._per_stage(n_iter, num_stages, 'n_iter')
+        self.stoken_size = [_pair(s) for s in stoken_size]
+        self.n_iter = list(n_iter)
+
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        normalized = []
+        for i in out_indices:
+            if not -num_stages <= i < num_stages:
+                raise ValueError(
+                    f'out_indices {tuple(out_indices)}: {i} is out of range '
+                    f'for {num_stages} stages; use 0..{num_stages - 1} or '
+                    'negative indices from the end')
+            normalized.append(i % num_stages)
+        self.out_indices = tuple(normalized)
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], '
+                             f'got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.in_channels = in_channels
+        self.num_stages = num_stages
+        self.embed_dims = embed_dims
+
+        self.patch_embed = PatchEmbed(in_channels, embed_dims[0], norm_cfg)
+        self.pos_drop = nn.Dropout(drop_rate)
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.layers = nn.ModuleList()
+        for i in range(num_stages):
+            first = sum(depths[:i])
+            blocks = [
+                StokenAttentionLayer(
+                    embed_dims[i], stoken_size=self.stoken_size[i],
+                    n_iter=self.n_iter[i], num_heads=num_heads[i],
+                    mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                    qk_scale=qk_scale, drop=drop_rate,
+                    attn_drop=attn_drop_rate, drop_path=dpr[first + j],
+                    layer_scale=layer_scale[i],
+                    layer_scale_init_value=ls_init, norm_cfg=norm_cfg)
+                for j in range(depths[i])
+            ]
+            downsample = PatchMerging(embed_dims[i], embed_dims[i + 1],
+                                      norm_cfg) \
+                if i < num_stages - 1 else None
+            self.layers.append(BasicLayer(blocks, downsample))
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                raise ValueError(
+                    f'Unknown STViT arch {arch!r}; choose one of '
+                    f'{sorted(set(cls.arch_zoo))} or pass a dict with '
+                    f'{sorted(cls._required_keys)}')
+            return dict(cls.arch_zoo[key])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
+        missing = cls._required_keys - set(arch)
+        if missing:
+            raise ValueError(
+                f'Custom STViT arch is missing {sorted(missing)}; it needs '
+                f'{sorted(cls._required_keys)} and may have '
+                f'{sorted(cls._optional_keys)}')
+        unknown = set(arch) - cls._required_keys - cls._optional_keys
+        if unknown:
+            raise ValueError(f'Custom STViT arch has unknown keys '
+                             f'{sorted(unknown)}; allowed: '
+                             f'{sorted(cls._required_keys | cls._optional_keys)}')
+        lengths = {k: len(arch[k]) for k in cls._required_keys}
+        if 'layer_scale' in arch:
+            lengths['layer_scale'] = len(arch['layer_scale'])
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f'Custom STViT arch: per-stage lists differ in '
+                             f'length: {lengths}')
+        for dim, heads in zip(arch['embed_dims'], arch['num_heads']):
+            if dim % heads:
+                raise ValueError(f'Custom STViT arch: embed_dims {dim} is not '
+                                 f'divisible by num_heads {heads}')
+        return dict(arch)
+
+    @staticmethod
+    def _per_stage(value, num_stages: int, name: str) -> list:
+        if isinstance(value, int):
+            return [value] * num_stages
+        value = list(value)
+        if len(value) != num_stages:
+            raise ValueError(f'{name} needs one entry per stage '
+                             f'({num_stages}), got {value}')
+        return value
+
+    def _freeze_stages(self) -> None:
+        frozen: List[nn.Module] = []
+        if self.frozen_stages >= 0:
+            frozen.append(self.patch_embed)
+        frozen += list(self.layers[:max(self.frozen_stages, 0)])
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'STViT':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.init_cfg is not None:
+            return
+        # The official init: LayerNorm to (1, 0), convs and BatchNorm keep
+        # PyTorch's defaults.
+        for m in self.modules():
+            if isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i)."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'STViT expects (B, {self.in_channels}, H, W) input, got '
+                f'{tuple(x.shape)}; set in_channels={x.shape[1] if x.dim() == 4 else "?"} '
+                'or fix the data pipeline')
+        x = self.pos_drop(self.patch_embed(x))
+        outs = []
+        last = max(self.out_indices)
+        for i, layer in enumerate(self.layers):
+            for blk in layer.blocks:
+                if self.with_cp and torch.is_grad_enabled():
+                    x = cp.checkpoint(blk, x, use_reentrant=False)
+                else:
+                    x = blk(x)
+            if i in self.out_indices:
+                outs.append(x)
+            if i == last:
+                # Later stages would only cost time (and leave DDP with
+                # parameters that get no gradient).
+                break
+            x = layer.downsample(x)
+        return tuple(outs)

@@ -1,0 +1,4 @@
+from .norm import LayerNorm2d
+from .res_dwconv import ResDWConv
+
+__all__ = ['LayerNorm2d', 'ResDWConv']

@@ -1,0 +1,3 @@
+from .stvit_cls_neck import STViTClsNeck
+
+__all__ = ['STViTClsNeck']

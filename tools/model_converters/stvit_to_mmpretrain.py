@@ -1,0 +1,53 @@
+"""Convert an official STViT checkpoint to an mmpretrain checkpoint.
+
+    python tools/model_converters/stvit_to_mmpretrain.py SRC DST [--arch small]
+    python tools/model_converters/stvit_to_mmpretrain.py SRC DST --backbone-only
+
+SRC is the authors' file (a bare state dict or one wrapped under 'model' /
+'state_dict'). DST loads with ``tools/test.py`` and
+``mmpretrain.apis.init_model`` for the matching configs/cls/stvit config; with
+``--backbone-only`` it holds only the backbone (no prefix), for a detector's or
+segmentor's ``backbone.init_cfg=dict(type='Pretrained', checkpoint=DST)``.
+Every missing, unexpected or mis-shaped key is named and nothing is written
+unless the checkpoint matches the model exactly.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from swat_mm.converters import (ConversionError, convert_stvit,  # noqa: E402
+                                load_official_state_dict)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('src', help='official STViT checkpoint')
+    parser.add_argument('dst', help='output mmpretrain checkpoint')
+    parser.add_argument('--arch', choices=['small', 'base', 'large'],
+                        help='inferred from the weights when omitted')
+    parser.add_argument('--backbone-only', action='store_true',
+                        help='keep only the backbone, without prefix')
+    args = parser.parse_args()
+    try:
+        state = load_official_state_dict(args.src)
+        converted, cfg = convert_stvit(state, args.arch, args.backbone_only)
+    except (ConversionError, FileNotFoundError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    tmp = args.dst + '.tmp'
+    torch.save({'state_dict': converted,
+                'meta': {'converted_from': osp.basename(args.src),
+                         'model': repr(cfg)}}, tmp)
+    os.replace(tmp, args.dst)
+    print(f'{args.dst}: {len(converted)} tensors for {cfg["type"]} '
+          f'({cfg.get("backbone", cfg).get("arch")})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
