@@ -25,13 +25,33 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds pickled objects outside the allow-list."""
 
 
+# the statistics HistoryBuffer registers by default (mmengine 0.10)
+_HISTORY_BUFFER_METHODS = frozenset(('min', 'max', 'mean', 'current'))
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stands in for ``getattr`` while unpickling.
+
+    A ``HistoryBuffer`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'min')``; a general ``getattr`` would let a
+    pickle walk from any allowed object to arbitrary code, so only those
+    attributes of that class are served.
+    """
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
 def mmengine_safe_globals() -> List[Any]:
     """The types, beyond tensors and containers, that a checkpoint saved by
     mmengine's ``CheckpointHook`` holds: the message hub's ``HistoryBuffer``
-    and the numpy arrays and scalars inside it."""
+    (with its statistics methods, fetched by a restricted ``getattr``) and
+    the numpy arrays and scalars inside it."""
     np_core = np._core if hasattr(np, '_core') else np.core
     types: List[Any] = [
         HistoryBuffer,
+        (_history_buffer_getattr, 'builtins.getattr'),
         np.ndarray,
         np.dtype,
         np_core.multiarray._reconstruct,
