@@ -75,24 +75,32 @@ def safe_load(filename: str, map_location: Optional[Any] = None) -> Any:
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    try:
-        with torch.serialization.safe_globals(mmengine_safe_globals()):
+    with torch.serialization.safe_globals(mmengine_safe_globals()):
+        try:
             return torch.load(filename, map_location=map_location,
                               weights_only=True)
-    except pickle.UnpicklingError as err:
-        try:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
-                filename)
-        except Exception:  # not a zip checkpoint: report torch's words
-            unsafe = []
-        names = ', '.join(unsafe) or str(err).splitlines()[0]
-        raise UnsafeCheckpointError(
-            f'Refusing to load {filename}: it pickles objects that are not '
-            f'plain checkpoint data ({names}). swat_mm loads checkpoints with '
-            'weights_only=True because unpickling can run arbitrary code. If '
-            'you trust this file, re-save its tensors: torch.save('
-            "{'state_dict': torch.load(path, weights_only=False)"
-            "['state_dict']}, new_path).") from None
+        except pickle.UnpicklingError as err:
+            message = str(err)
+            try:
+                # Inside the context, so that only the globals outside the
+                # allow-list are named, not HistoryBuffer or numpy's.
+                unsafe = sorted(
+                    torch.serialization.get_unsafe_globals_in_checkpoint(
+                        filename))
+            except Exception:  # not a zip checkpoint: report torch's words
+                unsafe = []
+    # No unknown global (e.g. a refused getattr): torch's own reason, which
+    # follows 'WeightsUnpickler error:' in its message.
+    _, found, reason = message.partition('WeightsUnpickler error:')
+    reason = reason.split('Check the documentation')[0] if found else message
+    names = ', '.join(unsafe) or ' '.join(reason.split())
+    raise UnsafeCheckpointError(
+        f'Refusing to load {filename}: it pickles objects that are not '
+        f'plain checkpoint data ({names}). swat_mm loads checkpoints with '
+        'weights_only=True because unpickling can run arbitrary code. If '
+        'you trust this file, re-save its tensors: torch.save('
+        "{'state_dict': torch.load(path, weights_only=False)"
+        "['state_dict']}, new_path).") from None
 
 
 _installed: List[Callable] = []
