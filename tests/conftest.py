@@ -4,6 +4,8 @@ import os
 # and to the second rank of the distributed tests; two spinning OpenMP
 # threads next to busy workers slow every op down several times.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
+# and no busy-waiting between ops when the cores are shared
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import pytest  # noqa: E402
 

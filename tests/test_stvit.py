@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import swat_mm  # noqa: F401
@@ -19,6 +20,13 @@ CASES = ['stvit_tiny_a', 'stvit_tiny_b', 'stvit_tiny_c', 'stvit_small',
          'stvit_base']
 TINY = dict(embed_dims=[16, 32, 48, 64], depths=[1, 1, 2, 1],
             num_heads=[1, 2, 3, 4])
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    # other test modules leave mmdet/mmseg as the process's default scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 def load_fixture(name):

@@ -43,12 +43,14 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_iters = 300
-optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=0.01))
+# measured on 2 CPU cores: 200 iterations at lr 3e-3 reach ~65 mIoU from 0
+# (1e-3: ~35, 6e-3: ~56)
+max_iters = 200
+optim_wrapper = dict(optimizer=dict(lr=3e-3, weight_decay=0.01))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
-         end=30),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=30, end=max_iters,
+         end=20),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=max_iters,
          by_epoch=False),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,

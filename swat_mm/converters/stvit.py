@@ -151,5 +151,10 @@ def convert_stvit(
 
 def _build(cfg: dict) -> torch.nn.Module:
     import mmpretrain.models  # noqa: F401  (registers ImageClassifier)
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
-    return MODELS.build(cfg)
+
+    # whatever scope the caller's process set (mmdet, mmseg), the classifier
+    # is mmpretrain's
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg)

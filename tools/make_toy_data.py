@@ -1,0 +1,58 @@
+"""Generate the toy ImageNet / COCO / ADE20K datasets (see swat_mm.toy_data).
+
+    python tools/make_toy_data.py                      # all three under data/toy
+    python tools/make_toy_data.py --root data/toy --which ade20k
+    python tools/make_toy_data.py --force              # rebuild even if complete
+
+Needs only numpy and Pillow; complete folders are kept, so re-running is cheap.
+"""
+import argparse
+import os.path as osp
+import sys
+import time
+from typing import List, Optional
+
+# Runs from a checkout without ``pip install -e .`` too. The module is loaded
+# by path so that this tool does not import swat_mm's package __init__ (which
+# needs torch and mmcv) just to write images.
+_MODULE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'swat_mm',
+                   'toy_data.py')
+
+
+def _load_toy_data():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('swat_mm_toy_data', _MODULE)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as e:
+        raise SystemExit(f'make_toy_data needs numpy and Pillow ({e}); run it '
+                         'with the python that tools/setup_env.sh prints')
+    return module
+
+
+def parse_args(toy, argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--root', default='data/toy',
+                        help='parent folder of the datasets (default data/toy)')
+    parser.add_argument('--which', nargs='+', default=list(toy.DATASETS),
+                        choices=toy.DATASETS, help='datasets to generate')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--force', action='store_true',
+                        help='regenerate complete folders too')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    toy = _load_toy_data()
+    args = parse_args(toy, argv)
+    start = time.time()
+    paths = toy.make_toy_data(args.root, args.which, seed=args.seed,
+                              force=args.force)
+    for name, path in paths.items():
+        print(f'{name}: {path}')
+    print(f'done in {time.time() - start:.1f} s', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()
