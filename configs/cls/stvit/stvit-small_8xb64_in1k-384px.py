@@ -1,4 +1,4 @@
-# STViT-s fine-tuned at 384 from the 224 model (official finetune.sh;
+# STViT-S fine-tuned at 384 from the 224 model (official finetune.sh;
 # REFERENCE.md section 1): 30 epochs, 8 GPUs x 64, AdamW lr 5e-6 constant
 # (min lr = lr, no warm-up), wd 1e-8, the 224 augmentation at 384. The
 # super-token sizes stay (8, 4, 1, 1), as in the official 384 models.
