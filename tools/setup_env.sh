@@ -143,7 +143,12 @@ print(torch.__version__.replace('+', '_'), 'cuda' if torch.cuda.is_available() e
     say "installing mmcv from the cached wheel $wheel"
   fi
   "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel"
-  mmcv_ok || die "mmcv installed from $wheel but its ops do not run; delete $WHEEL_DIR and run again"
+  # then what mmcv itself needs (mmengine, addict, yapf, opencv...)
+  "${PIP[@]}" install -q "$wheel" "${REQS[0]}" || die "pip could not install mmcv's dependencies"
+  if ! mmcv_ok; then
+    "$PY" -c "from mmcv.ops import nms" 2>&1 | tail -n 3 >&2 || true
+    die "mmcv installed from $wheel but its ops do not run (above); delete $WHEEL_DIR and run again"
+  fi
 fi
 
 # 4. the OpenMMLab stack and swat_mm -------------------------------------------
