@@ -232,3 +232,40 @@ def test_extra_object_in_a_training_checkpoint_is_named(runs, tmp_path):
     with pytest.raises(UnsafeCheckpointError) as err:
         safe_load(str(path))
     assert _qualname(Payload) in str(err.value)
+
+
+def test_official_training_checkpoints_load_for_conversion(tmp_path):
+    """The official training scripts save their argparse arguments beside
+    the weights (DeiT's main.py: 'model', timm's train.py: 'state_dict' and
+    'state_dict_ema'): the converters' loader allows that Namespace as data,
+    picks the weights or the EMA weights, and still refuses code."""
+    import argparse
+
+    from swat_mm.converters import ConversionError, load_official_state_dict
+    args = argparse.Namespace(lr=1e-3, model='svt_s', input_size=224,
+                              aa='rand-m9-mstd0.5-inc1', betas=None)
+    weights = {'module.w': torch.ones(2)}
+    ema = {'w': torch.full((2, ), 3.)}
+    deit = tmp_path / 'deit.pth'
+    torch.save({'model': weights, 'optimizer': {'state': {}}, 'epoch': 3,
+                'args': args}, deit)
+    timm_ckpt = tmp_path / 'timm.pth'
+    torch.save({'epoch': 3, 'arch': 'swat', 'state_dict': weights,
+                'state_dict_ema': ema, 'args': args, 'version': 2},
+               timm_ckpt)
+    assert torch.equal(load_official_state_dict(str(deit))['w'],
+                       torch.ones(2))
+    assert torch.equal(load_official_state_dict(str(timm_ckpt))['w'],
+                       torch.ones(2))
+    assert torch.equal(
+        load_official_state_dict(str(timm_ckpt), use_ema=True)['w'], ema['w'])
+    with pytest.raises(ConversionError, match='no EMA weights'):
+        load_official_state_dict(str(deit), use_ema=True)
+    # the Namespace allowance is not a door for other objects
+    evil = tmp_path / 'evil.pth'
+    torch.save({'model': weights, 'args': args, 'meta': Payload()}, evil)
+    with pytest.raises(UnsafeCheckpointError, match=_qualname(Payload)):
+        load_official_state_dict(str(evil))
+    # and mmengine's own loading path does not allow Namespace at all
+    with pytest.raises(UnsafeCheckpointError, match='Namespace'):
+        safe_load(str(deit))

@@ -1,3 +1,4 @@
+import argparse
 from collections import OrderedDict
 from typing import Dict, Iterable, List
 
@@ -10,21 +11,37 @@ class ConversionError(ValueError):
     """The checkpoint does not fit the model it is converted for."""
 
 
-def load_official_state_dict(path: str) -> 'OrderedDict[str, torch.Tensor]':
+def load_official_state_dict(
+        path: str,
+        use_ema: bool = False) -> 'OrderedDict[str, torch.Tensor]':
     """A plain state dict from an official checkpoint file.
 
-    Accepts a bare state dict or one wrapped under ``'model'`` (DeiT-style
-    training scripts), ``'state_dict'`` or ``'model_ema'``, and strips the
-    ``module.`` prefix DistributedDataParallel leaves. Loaded with
-    ``weights_only=True`` (see :mod:`swat_mm.utils.checkpoint`).
+    Accepts a bare state dict or a training checkpoint that holds it under
+    ``'model'`` (DeiT-style ``main.py``: STViT, SVT) or ``'state_dict'``
+    (timm's ``train.py``: SWAT), with the EMA weights under ``'model_ema'`` /
+    ``'state_dict_ema'``; strips the ``module.`` prefix DistributedDataParallel
+    leaves. Loaded with ``weights_only=True`` (see
+    :mod:`swat_mm.utils.checkpoint`); the training scripts' ``argparse``
+    ``args`` entry is allowed as plain data, any other object is refused.
+
+    Args:
+        use_ema: take the EMA weights; an error if the file has none.
     """
-    ckpt = safe_load(path, map_location='cpu')
+    ckpt = safe_load(path, map_location='cpu',
+                     extra_safe_globals=[argparse.Namespace])
     if not isinstance(ckpt, dict):
         raise ConversionError(f'{path}: expected a dict, got {type(ckpt)}')
-    for key in ('model', 'state_dict', 'model_ema'):
+    keys = ('model_ema', 'state_dict_ema') if use_ema else ('model',
+                                                            'state_dict')
+    for key in keys:
         if key in ckpt and isinstance(ckpt[key], dict):
             ckpt = ckpt[key]
             break
+    else:
+        if use_ema:
+            raise ConversionError(
+                f'{path}: no EMA weights (no model_ema / state_dict_ema '
+                f'entry; entries: {sorted(ckpt)[:10]}); drop --use-ema')
     state = OrderedDict()
     for k, v in ckpt.items():
         if not isinstance(v, torch.Tensor):

@@ -13,7 +13,7 @@ exactly the extra types mmengine's own checkpoints contain
 """
 import os.path as osp
 import pickle
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -65,8 +65,13 @@ def mmengine_safe_globals() -> List[Any]:
     return types
 
 
-def safe_load(filename: str, map_location: Optional[Any] = None) -> Any:
+def safe_load(filename: str, map_location: Optional[Any] = None,
+              extra_safe_globals: Sequence[Any] = ()) -> Any:
     """``torch.load`` with ``weights_only=True`` and the mmengine allow-list.
+
+    Args:
+        extra_safe_globals: more types to allow (e.g. ``argparse.Namespace``
+            for the official training scripts' checkpoints).
 
     Raises:
         FileNotFoundError: no such file.
@@ -75,7 +80,8 @@ def safe_load(filename: str, map_location: Optional[Any] = None) -> Any:
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    with torch.serialization.safe_globals(mmengine_safe_globals()):
+    allowed = mmengine_safe_globals() + list(extra_safe_globals)
+    with torch.serialization.safe_globals(allowed):
         try:
             return torch.load(filename, map_location=map_location,
                               weights_only=True)

@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from swat_mm.converters import (ConversionError, convert_stvit,  # noqa: E402
                                 load_official_state_dict)
+from swat_mm.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 
 
 def main() -> int:
@@ -29,13 +30,17 @@ def main() -> int:
     parser.add_argument('dst', help='output mmpretrain checkpoint')
     parser.add_argument('--arch', choices=['small', 'base', 'large'],
                         help='inferred from the weights when omitted')
+    parser.add_argument('--use-ema', action='store_true',
+                        help="convert the checkpoint's EMA weights "
+                        '(model_ema / state_dict_ema)')
     parser.add_argument('--backbone-only', action='store_true',
                         help='keep only the backbone, without prefix')
     args = parser.parse_args()
     try:
-        state = load_official_state_dict(args.src)
+        state = load_official_state_dict(args.src, args.use_ema)
         converted, cfg = convert_stvit(state, args.arch, args.backbone_only)
-    except (ConversionError, FileNotFoundError) as err:
+    except (ConversionError, FileNotFoundError,
+            UnsafeCheckpointError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
