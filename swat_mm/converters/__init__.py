@@ -2,5 +2,9 @@
 mmdet / mmseg layouts, one function per model family."""
 from .common import ConversionError, load_official_state_dict
 from .stvit import convert_stvit
+from .svt import convert_svt
 
-__all__ = ['ConversionError', 'load_official_state_dict', 'convert_stvit']
+__all__ = [
+    'ConversionError', 'load_official_state_dict', 'convert_stvit',
+    'convert_svt'
+]

@@ -1,3 +1,4 @@
 from .stvit import STViT
+from .svt import SVT
 
-__all__ = ['STViT']
+__all__ = ['STViT', 'SVT']

@@ -1,0 +1,8 @@
+# SVT-H-B on ImageNet-1k at 224 (paper, with token labelling: 85.2 top-1):
+# the recipe of svt-h-small_8xb128_in1k.py (configs/svt/svt_b.py: drop path
+# 0.1, no gradient clipping).
+_base_ = ['./svt-h-small_8xb128_in1k.py']
+
+model = dict(
+    backbone=dict(arch='h-base', drop_path_rate=0.1),
+    head=dict(in_channels=512, num_heads=16))

@@ -1,0 +1,3 @@
+from .svt_head import SVTClsHead
+
+__all__ = ['SVTClsHead']

@@ -1,0 +1,203 @@
+"""SVT's spectral (scattering) token mixing with the dual-tree complex
+wavelet transform.
+
+:class:`SpectralChannelMixing` is the mixing of the released SVT code
+(``SVT_channel_mixing`` in ``badripatro/svt``'s ``svt.py``), with the same
+parameter and buffer names:
+
+1. one level of the 2D DTCWT (pytorch_wavelets, ``J=1``, biorthogonal
+   ``near_sym_b`` and q-shift ``qshift_b`` filters): a full-resolution
+   low-pass ``xl`` (B, C, H, W) and six complex high-pass orientations
+   ``xh`` (B, C, 6, H/2, W/2, 2 = real/imag);
+2. ``xl`` times a learned (C, h, w) filter, element-wise
+   (``complex_weight_ll``);
+3. the high-pass coefficients, at every position and orientation, through a
+   two-layer complex linear map that is block-diagonal over channels
+   (``num_blocks`` blocks; ``complex_weight_lh_1``/``_2``: (2 = real/imag,
+   blocks, block size, block size), biases ``complex_weight_lh_b1``/``_b2``:
+   (2, blocks, block size)) with ReLU on the real and imaginary parts in
+   between;
+4. the inverse DTCWT.
+
+Sizes. The low-pass filter is a parameter allocated for the low-pass size at
+the training resolution (``filter_size``; 56 x 56 for SVT's first stage at
+224 input), so the checkpoints of the official code load unchanged. At any
+other size the filter is resized to the actual low-pass map by **bilinear
+interpolation** (``F.interpolate``, ``align_corners=False``, no
+anti-aliasing) of the learned (C, h, w) filter, the way position embeddings
+are resized; at the training size nothing is resized and the result is the
+official one.
+
+Odd sizes. ``DTCWTForward`` itself extends a map with an odd number of rows
+(columns) by repeating its last row (column), so both the low-pass and the
+inverse transform have the even size H + H % 2, W + W % 2; the filter is
+resized to that even size and the inverse transform's output is cropped back
+to (H, W). (The official code, with its fixed filter, fails there.)
+
+FLOPs. pytorch_wavelets runs the transforms as ``torch.autograd.Function``
+s whose Python code cannot even be jit-traced (it does numpy arithmetic on
+sizes, which tracing turns into tensors). While tracing
+(``torch.jit.is_tracing()``, as the FLOP counters do), the transforms run
+through :class:`DTCWTForwardJ1` / :class:`DTCWTInverseJ1`, which compute
+the same thing with tracing paused and so appear as one
+``prim::PythonOp.DTCWTForwardJ1`` / ``...InverseJ1`` node each;
+:mod:`swat_mm.utils.flops` counts those analytically. Outside tracing the
+pytorch_wavelets modules are called directly.
+"""
+from typing import Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from pytorch_wavelets import DTCWTForward, DTCWTInverse
+
+
+def _pair(v: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    v = tuple(int(s) for s in v)
+    if len(v) != 2:
+        raise ValueError(f'expected an int or an (h, w) pair, got {v}')
+    return v  # type: ignore[return-value]
+
+
+def _block_mm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(..., blocks, d) x (blocks, d, k) -> (..., blocks, k), block by
+    block (the official ``multiply``)."""
+    return torch.einsum('...bd,bdk->...bk', x, weight)
+
+
+class _Untraced:
+    """Pause jit tracing: the pytorch_wavelets code needs plain int sizes."""
+
+    def __enter__(self) -> None:
+        self.state = torch._C._get_tracing_state()
+        torch._C._set_tracing_state(None)
+
+    def __exit__(self, *args) -> None:
+        torch._C._set_tracing_state(self.state)
+
+
+class DTCWTForwardJ1(torch.autograd.Function):
+    """``xfm(x)`` as one opaque op for jit tracing (FLOP counting only).
+
+    Inputs: x (B, C, H, W) and the filters ``h0o``, ``h1o`` (so the counter
+    sees their lengths). Returns the low-pass (B, C, H', W') and the
+    high-pass (B, C, 6, H'/2, W'/2, 2), H' = H + H % 2.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, h0o: torch.Tensor, h1o: torch.Tensor,
+                xfm: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+        with _Untraced(), torch.no_grad():
+            low, highs = xfm(x)
+        return low, highs[0]
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError('DTCWTForwardJ1 only serves jit tracing (FLOP '
+                           'counting); train without tracing')
+
+
+class DTCWTInverseJ1(torch.autograd.Function):
+    """``ifm((low, [high]))`` as one opaque op for jit tracing (FLOP counting
+    only); inputs low, high, ``g0o``, ``g1o``; returns (B, C, H', W')."""
+
+    @staticmethod
+    def forward(ctx, low: torch.Tensor, high: torch.Tensor, g0o: torch.Tensor,
+                g1o: torch.Tensor, ifm: nn.Module) -> torch.Tensor:
+        with _Untraced(), torch.no_grad():
+            return ifm((low, [high]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError('DTCWTInverseJ1 only serves jit tracing (FLOP '
+                           'counting); train without tracing')
+
+
+class SpectralChannelMixing(nn.Module):
+    """DTCWT spectral mixing on an NCHW map (see the module docstring).
+
+    Args:
+        dim: C; must be divisible by ``num_blocks``.
+        filter_size: (h, w) of the learned low-pass filter, i.e. the
+            low-pass size at the training resolution (the feature size,
+            rounded up to even).
+        num_blocks: diagonal blocks of the high-pass complex linear maps
+            (4 in every official model).
+        biort: level-1 biorthogonal filters of the DTCWT.
+        qshift: q-shift filters (unused at one level, but their buffers are
+            part of the official state dict).
+    """
+
+    def __init__(self, dim: int, filter_size: Union[int, Sequence[int]],
+                 num_blocks: int = 4, biort: str = 'near_sym_b',
+                 qshift: str = 'qshift_b') -> None:
+        super().__init__()
+        if num_blocks < 1 or dim % num_blocks:
+            raise ValueError(f'SpectralChannelMixing: dim {dim} is not '
+                             f'divisible by num_blocks {num_blocks}')
+        h, w = _pair(filter_size)
+        if h < 1 or w < 1:
+            raise ValueError(f'filter_size must be positive, got {(h, w)}')
+        self.hidden_size = dim
+        self.num_blocks = num_blocks
+        self.block_size = dim // num_blocks
+        self.filter_size = (h, w)
+        bs, nb = self.block_size, num_blocks
+        self.complex_weight_ll = nn.Parameter(torch.randn(dim, h, w) * 0.02)
+        self.complex_weight_lh_1 = nn.Parameter(
+            torch.randn(2, nb, bs, bs) * 0.02)
+        self.complex_weight_lh_2 = nn.Parameter(
+            torch.randn(2, nb, bs, bs) * 0.02)
+        self.complex_weight_lh_b1 = nn.Parameter(torch.randn(2, nb, bs) * 0.02)
+        self.complex_weight_lh_b2 = nn.Parameter(torch.randn(2, nb, bs) * 0.02)
+        self.xfm = DTCWTForward(J=1, biort=biort, qshift=qshift)
+        self.ifm = DTCWTInverse(biort=biort, qshift=qshift)
+
+    def lowpass_filter(self, size: Tuple[int, int]) -> torch.Tensor:
+        """The learned filter at ``size`` (h, w): itself at the training
+        size, else bilinearly resized. Returns (C, h, w)."""
+        weight = self.complex_weight_ll
+        if tuple(size) == tuple(weight.shape[-2:]):
+            return weight
+        return F.interpolate(weight.unsqueeze(0), size=tuple(size),
+                             mode='bilinear', align_corners=False)[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W), any H and W (>= 1)."""
+        B, C, H, W = x.shape
+        dtype = x.dtype
+        # The transforms run in fp32 (as officially), also under autocast.
+        tracing = torch.jit.is_tracing()
+        if tracing:
+            # (counting only: detached, the tracer cannot map the outputs
+            # of a Function that records a graph)
+            xl, high = DTCWTForwardJ1.apply(
+                x.float().detach(), self.xfm.h0o, self.xfm.h1o, self.xfm)
+        else:
+            xl, xh = self.xfm(x.float())
+            high = xh[0]  # (B, C, 6, h, w, 2)
+        xl = xl * self.lowpass_filter(xl.shape[-2:])
+
+        h, w = high.shape[3:5]
+        high = high.permute(5, 0, 2, 3, 4, 1).reshape(
+            2, B, 6, h, w, self.num_blocks, self.block_size)
+        real, imag = high[0], high[1]
+        w1, w2 = self.complex_weight_lh_1, self.complex_weight_lh_2
+        b1, b2 = self.complex_weight_lh_b1, self.complex_weight_lh_b2
+        real1 = F.relu(_block_mm(real, w1[0]) - _block_mm(imag, w1[1]) + b1[0])
+        imag1 = F.relu(_block_mm(real, w1[1]) + _block_mm(imag, w1[0]) + b1[1])
+        real2 = _block_mm(real1, w2[0]) - _block_mm(imag1, w2[1]) + b2[0]
+        imag2 = _block_mm(real1, w2[1]) + _block_mm(imag1, w2[0]) + b2[1]
+        high = torch.stack([real2, imag2], dim=-1).reshape(B, 6, h, w, C, 2)
+        high = high.permute(0, 4, 1, 2, 3, 5)  # (B, C, 6, h, w, 2)
+
+        if tracing:
+            out = DTCWTInverseJ1.apply(xl.detach(), high.detach(),
+                                       self.ifm.g0o, self.ifm.g1o, self.ifm)
+        else:
+            out = self.ifm((xl, [high]))
+        if out.shape[-2:] != (H, W):  # odd sizes were extended by xfm
+            out = out[:, :, :H, :W]
+        return out.to(dtype)
