@@ -1,0 +1,174 @@
+"""SWAT structure-aware tokenizer (Kahatapitiya & Ryoo, IJCAI 2023).
+
+Official code: ``kkahatapitiya/SWAT``, ``timm/models/layers/patch_embed.py``
+(the ``PatchEmbed`` whose body is picked per variant by commented-out code).
+Here one module covers every variant through explicit arguments, and works at
+any input size (the official one asserts its fixed 224 input).
+"""
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
+
+IntPair = Union[int, Tuple[int, int]]
+
+
+def _pair(v: IntPair) -> Tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class SWATTokenizer(nn.Module):
+    """Structure-aware tokenization.
+
+    ``proj21`` (a small strided conv ``in_channels -> stem_channels``),
+    [+ a learned position map ``pos_embed2`` tiled over the map], activation,
+    [``norm2`` over channels], ``proj22`` (conv to ``out_channels`` = c), then
+    every ``sub_patch`` x ``sub_patch`` (p x p) cell of that map is folded
+    into one token of ``c * p * p`` channels, ordered ``(c, p1, p2)``
+    (einops ``'b c (n1 p1) (n2 p2) -> b (n1 n2) (c p1 p2)'``), so that a
+    token keeps its c x p x p spatial layout for the structure-aware mixing.
+
+    Sizes: the input is zero-padded at the bottom and right to a multiple of
+    :attr:`token_stride` (``stem_stride * proj_stride * sub_patch``), like
+    mmcv's ``AdaptivePadding(padding='corner')``; should the convs then still
+    leave a map that is not a multiple of p (kernels that do not preserve
+    size modulo their stride), that map is zero-padded too. The position
+    map is tiled (``repeat``) to cover the stem output and cropped to it, so
+    it fits any grid; at the official sizes (8x8 map, 112x112 stem output)
+    this is exactly the official ``pos_embed2.repeat(1, 1, 14, 14)``.
+
+    State-dict names are the official ones: ``proj21``, ``proj22``,
+    ``pos_embed2`` (only with ``pos_map_size``), ``norm2`` (only with
+    ``norm_cfg``).
+
+    Args:
+        in_channels: image channels.
+        stem_channels: channels of ``proj21`` (64 or 128 officially).
+        out_channels: c, channels of ``proj22`` (3 for DeiT-Ti, 24 for
+            Swin-T, ...).
+        sub_patch: p; tokens have ``out_channels * p * p`` channels.
+        stem_kernel, stem_stride, stem_padding: of ``proj21`` (ViT: 4, 2, 1;
+            Swin / Mixer / ResMLP: 2, 2, 0).
+        proj_kernel, proj_stride: of ``proj22`` (1, 1; ViT-B/32: 2, 2),
+            no padding.
+        pos_map_size: (h, w) of the tiled position map added after
+            ``proj21`` (ViT: 8 or 16); None for none.
+        norm_cfg: norm after the activation, over the stem channels (Swin:
+            ``dict(type='LN')``, applied channels-last as officially; a
+            BN-type norm is applied on the NCHW map); None for none.
+        act_cfg: activation after ``proj21`` (GELU).
+    """
+
+    def __init__(self,
+                 in_channels: int = 3,
+                 stem_channels: int = 128,
+                 out_channels: int = 3,
+                 sub_patch: int = 8,
+                 stem_kernel: int = 4,
+                 stem_stride: int = 2,
+                 stem_padding: int = 1,
+                 proj_kernel: int = 1,
+                 proj_stride: int = 1,
+                 pos_map_size: Optional[IntPair] = None,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: dict = dict(type='GELU')) -> None:
+        super().__init__()
+        for name, value in (('in_channels', in_channels),
+                            ('stem_channels', stem_channels),
+                            ('out_channels', out_channels),
+                            ('sub_patch', sub_patch),
+                            ('stem_kernel', stem_kernel),
+                            ('stem_stride', stem_stride),
+                            ('proj_kernel', proj_kernel),
+                            ('proj_stride', proj_stride)):
+            if int(value) < 1:
+                raise ValueError(f'SWATTokenizer: {name} must be >= 1, '
+                                 f'got {value}')
+        if stem_padding < 0:
+            raise ValueError(f'SWATTokenizer: stem_padding must be >= 0, '
+                             f'got {stem_padding}')
+        self.in_channels = in_channels
+        self.stem_channels = stem_channels
+        self.out_channels = out_channels
+        self.sub_patch = sub_patch
+        self.stem_cfg = (stem_kernel, stem_stride, stem_padding)
+        self.proj_cfg = (proj_kernel, proj_stride, 0)
+        self.embed_dims = out_channels * sub_patch * sub_patch
+        self.token_stride = stem_stride * proj_stride * sub_patch
+
+        self.proj21 = nn.Conv2d(in_channels, stem_channels, stem_kernel,
+                                stem_stride, stem_padding)
+        self.act = build_activation_layer(act_cfg)
+        self.norm2: Optional[nn.Module] = None
+        self.norm_channels_last = False
+        if norm_cfg is not None:
+            self.norm2 = build_norm_layer(norm_cfg, stem_channels)[1]
+            self.norm_channels_last = isinstance(self.norm2, nn.LayerNorm)
+        self.proj22 = nn.Conv2d(stem_channels, out_channels, proj_kernel,
+                                proj_stride)
+        self.pos_map_size = None if pos_map_size is None else _pair(
+            pos_map_size)
+        if self.pos_map_size is not None:
+            self.pos_embed2 = nn.Parameter(
+                torch.zeros(1, stem_channels, *self.pos_map_size))
+            nn.init.trunc_normal_(self.pos_embed2, std=.02, a=-2., b=2.)
+        else:
+            self.register_parameter('pos_embed2', None)
+
+    def grid_size(self, img_size: IntPair) -> Tuple[int, int]:
+        """(H, W) of the token grid for an (H, W) input."""
+        out = []
+        for size in _pair(img_size):
+            size = math.ceil(size / self.token_stride) * self.token_stride
+            size = _conv_out(size, *self.stem_cfg)
+            size = _conv_out(size, *self.proj_cfg)
+            out.append(math.ceil(size / self.sub_patch))
+        return out[0], out[1]
+
+    def tiled_pos_map(self, size: Tuple[int, int]) -> torch.Tensor:
+        """The position map repeated over an (H, W) stem output:
+        (1, stem_channels, H, W)."""
+        ph, pw = self.pos_map_size
+        H, W = size
+        pos = self.pos_embed2.repeat(1, 1, math.ceil(H / ph),
+                                     math.ceil(W / pw))
+        return pos[:, :, :H, :W]
+
+    def forward(self, x: torch.Tensor
+                ) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """(B, in_channels, H, W) -> tokens (B, N, c*p*p) and the grid
+        (Hg, Wg), N = Hg * Wg, Hg = ceil(H / token_stride) for the official
+        (size-preserving) kernels."""
+        H, W = x.shape[-2:]
+        s = self.token_stride
+        pad_b, pad_r = (s - H % s) % s, (s - W % s) % s
+        if pad_b or pad_r:
+            x = F.pad(x, (0, pad_r, 0, pad_b))
+        x = self.proj21(x)
+        if self.pos_embed2 is not None:
+            x = x + self.tiled_pos_map(x.shape[-2:])
+        x = self.act(x)
+        if self.norm2 is not None:
+            if self.norm_channels_last:
+                x = self.norm2(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            else:
+                x = self.norm2(x)
+        x = self.proj22(x)
+        p = self.sub_patch
+        h, w = x.shape[-2:]
+        pad_b, pad_r = (p - h % p) % p, (p - w % p) % p
+        if pad_b or pad_r:
+            x = F.pad(x, (0, pad_r, 0, pad_b))
+        B, c, h, w = x.shape
+        hg, wg = h // p, w // p
+        # (B, c, hg, p1, wg, p2) -> (B, hg, wg, c, p1, p2): the official
+        # 'b c (n1 p1) (n2 p2) -> b (c p1 p2) n1 n2' then flatten(2).T
+        x = x.reshape(B, c, hg, p, wg, p).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(B, hg * wg, c * p * p), (hg, wg)

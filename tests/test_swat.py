@@ -1,0 +1,391 @@
+"""SWAT ViT/DeiT, MLP-Mixer and ResMLP: parity with the official model,
+shapes, sizes, complexity, training switches, converter."""
+import copy
+import importlib.util
+import os.path as osp
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import MODELS
+
+import swat_mm  # noqa: F401
+from swat_mm.apis.complexity import count_complexity
+from swat_mm.converters import ConversionError, convert_swat
+from swat_mm.models.backbones.swat_mlp import SWATMixer, SWATResMLP
+from swat_mm.models.backbones.swat_vit import SWATViT
+from swat_mm.models.layers import SWATTokenizer
+from tests.golden.synth import synth_state_dict
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+GOLDEN = osp.join(ROOT, 'tests', 'golden', 'data')
+CASES = ['swat_vit_tiny_a', 'swat_vit_tiny_b', 'swat_deit_tiny',
+         'swat_mixer_tiny_a', 'swat_mixer_tiny', 'swat_resmlp_tiny_a',
+         'swat_resmlp_s12']
+VIT_TINY = dict(embed_dims=32, num_layers=4, num_heads=2, token_channels=2,
+                sub_patch=4, stem_channels=16, pos_map_size=4, mlp_ratio=2.,
+                mlp_kernel=3)
+MIXER_TINY = dict(embed_dims=32, num_layers=3, token_channels=2, sub_patch=4,
+                  stem_channels=16, token_kernel=3, channel_kernel=3)
+RESMLP_TINY = dict(embed_dims=48, num_layers=3, token_channels=3,
+                   sub_patch=4, stem_channels=16, mlp_ratio=2.)
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    # other test modules leave mmdet/mmseg as the process's default scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
+
+
+def load_fixture(name):
+    fixture = torch.load(osp.join(GOLDEN, f'{name}.pth'), weights_only=True)
+    if 'state_dict' not in fixture:
+        synth = fixture['synth']
+        fixture['state_dict'] = synth_state_dict(synth['shapes'],
+                                                 synth['seed'])
+    return fixture
+
+
+@pytest.mark.parametrize('name', CASES)
+def test_golden_parity_with_official(name):
+    """The whole ImageClassifier gives the official logits for the official
+    weights (converted by the shipped converter, family and arch found from
+    the keys for the named archs)."""
+    fixture = load_fixture(name)
+    arch = fixture['arch']
+    state, cfg = convert_swat(fixture['state_dict'],
+                              arch=arch if isinstance(arch, dict) else None)
+    if isinstance(arch, str):
+        assert cfg['backbone']['arch'] == arch
+    model = MODELS.build(cfg).eval()
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        logits = model(fixture['input'], mode='tensor')
+    expected = fixture['logits']
+    assert logits.shape == expected.shape
+    assert torch.allclose(logits, expected, rtol=1e-4, atol=1e-5), \
+        (logits - expected).abs().max()
+
+
+def test_official_keys_load_into_backbones_directly():
+    for name, cls, prefixes in (
+            ('swat_vit_tiny_b', SWATViT, ('patch_embed.', 'pos_embed',
+                                         'blocks.', 'norm.')),
+            ('swat_mixer_tiny_a', SWATMixer, ('stem.', 'blocks.', 'norm.')),
+            ('swat_resmlp_tiny_a', SWATResMLP, ('stem.', 'blocks.',
+                                               'norm.'))):
+        fixture = load_fixture(name)
+        backbone = cls(arch=fixture['arch'],
+                       img_size=fixture['input'].shape[-1])
+        official = {k: v for k, v in fixture['state_dict'].items()
+                    if k.startswith(prefixes)}
+        backbone.load_state_dict(official, strict=True)
+
+
+def test_tokenizer_fold_layout():
+    """A token holds its (c, p, p) sub-patch: channel (ci, i, j) of token
+    (r, s) is pixel (r*p + i, s*p + j) of proj22's channel ci."""
+    tok = SWATTokenizer(3, 8, out_channels=2, sub_patch=4, stem_kernel=2,
+                        stem_stride=2, stem_padding=0)
+    x = torch.randn(1, 3, 40, 24)
+    tokens, (hg, wg) = tok(x)
+    assert (hg, wg) == (5, 3) == tok.grid_size((40, 24))
+    ref = tok.proj22(tok.act(tok.proj21(x)))  # (1, 2, 20, 12)
+    r, s, ci, i, j = 3, 1, 1, 2, 3
+    assert torch.equal(tokens[0, r * wg + s, ci * 16 + i * 4 + j],
+                       ref[0, ci, r * 4 + i, s * 4 + j])
+
+
+@pytest.mark.parametrize('size', [(333, 517), (64, 64), (97, 33)])
+def test_vit_featmap_any_size(size):
+    """Inputs are zero-padded to a multiple of the token size (16 here):
+    the grid is ceil(H / 16) x ceil(W / 16); the position map is tiled and
+    the position embedding resized bicubically to it."""
+    H, W = size
+    model = SWATViT(arch=dict(VIT_TINY, stem_channels=8), img_size=64,
+                    out_indices=(0, 1, -2, -1), out_type='featmap').eval()
+    stride = model.patch_embed.token_stride
+    assert stride == 8
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, H, W))
+    grid = (-(-H // stride), -(-W // stride))
+    assert len(outs) == 4
+    for out in outs:
+        assert out.shape == (1, 32, *grid)
+        assert torch.isfinite(out).all()
+
+
+def test_vit_real_arch_dense_outputs_at_odd_size():
+    model = SWATViT(arch='deit-small', out_indices=(2, 5, 8, 11),
+                    out_type='featmap').eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 100, 75))
+    assert [o.shape for o in outs] == [(1, 384, 7, 5)] * 4
+
+
+def test_vit_out_types():
+    model = SWATViT(arch=VIT_TINY, img_size=32, out_type='raw').eval()
+    x = torch.randn(2, 3, 32, 48)
+    raw = model(x)[0]
+    assert raw.shape == (2, 4 * 6, 32)
+    model.out_type = 'avg_featmap'
+    assert torch.allclose(model(x)[0], raw.mean(1))
+    model.out_type = 'featmap'
+    assert torch.equal(model(x)[0].flatten(2).transpose(1, 2), raw)
+    with pytest.raises(ValueError, match="no class token.*avg_featmap"):
+        SWATViT(arch=VIT_TINY, out_type='cls_token')
+
+
+def test_vit_pos_embed_resized_on_load():
+    """A checkpoint for img_size 32 loads into a model for 48."""
+    src = SWATViT(arch=VIT_TINY, img_size=32)
+    dst = SWATViT(arch=VIT_TINY, img_size=48)
+    dst.load_state_dict(src.state_dict(), strict=True)
+    assert dst.pos_embed.shape == (1, 36, 32)
+
+
+@pytest.mark.parametrize('cls, arch, size', [
+    (SWATMixer, MIXER_TINY, 32), (SWATResMLP, RESMLP_TINY, 32),
+    (SWATMixer, 'mixer-tiny', 224)])
+def test_fixed_token_models_refuse_other_sizes(cls, arch, size):
+    model = cls(arch=arch, img_size=size).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, size, size))[0]
+    grid = size // model.stem.token_stride
+    assert out.shape[-2:] == (grid, grid)
+    tokens = grid**2
+    with pytest.raises(ValueError, match=(
+            rf'built for {size}x{size} inputs.*exactly {tokens} tokens.*got '
+            rf'{size + 8}x{size}\. Resize or crop the input to {size}x{size}'
+            r'.*img_size=')):
+        model(torch.randn(1, 3, size + 8, size))
+
+
+# Computed on the official code (REFERENCE.md section 3): params with the
+# classifier and FLOPs at 224 (multiply-accumulates).
+REFERENCE = {
+    ('SWATViT', 'deit-tiny', 192): (5.83e6, 1.40e9),
+    ('SWATViT', 'deit-small', 384): (22.27e6, 4.90e9),
+    ('SWATViT', 'vit-base-p32', 768): (86.34e6, 4.52e9),
+    ('SWATMixer', 'mixer-tiny', 256): (5.10e6, 0.99e9),
+    ('SWATMixer', 'mixer-small', 512): (18.58e6, 3.83e9),
+    ('SWATMixer', 'mixer-base-p32', 768): (58.42e6, 3.26e9),
+    ('SWATResMLP', 's12', 384): (15.56e6, 3.08e9),
+}
+
+
+def build_classifier(backbone, arch, channels):
+    if backbone == 'SWATViT':
+        return MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='swat_mm.SWATViT', arch=arch),
+            head=dict(type='VisionTransformerClsHead', num_classes=1000,
+                      in_channels=channels)))
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type=f'swat_mm.{backbone}', arch=arch),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000,
+                  in_channels=channels)))
+
+
+@pytest.mark.parametrize('key', list(REFERENCE), ids=lambda k: k[1])
+def test_params_and_flops_match_reference(key):
+    model = build_classifier(*key)
+    result = count_complexity(model, (224, 224))
+    params, flops = REFERENCE[key]
+    assert abs(result['params'] - params) / params < 0.01, result['params']
+    assert abs(result['flops'] - flops) / flops < 0.02, result['flops']
+
+
+def test_frozen_stages():
+    model = SWATViT(arch=VIT_TINY, img_size=32, frozen_stages=2,
+                    out_indices=(0, 1, 2, 3), drop_rate=0.1)
+    model.train()
+    assert not model.pos_embed.requires_grad
+    for m in [model.patch_embed, model.blocks[0], model.blocks[1]]:
+        assert not m.training
+        assert all(not p.requires_grad for p in m.parameters())
+    for m in [model.blocks[2], model.blocks[3], model.norm]:
+        assert m.training
+        assert all(p.requires_grad for p in m.parameters())
+    model = SWATMixer(arch=MIXER_TINY, img_size=32, frozen_stages=3)
+    model.train()
+    assert all(not p.requires_grad for p in model.parameters())
+    model = SWATResMLP(arch=RESMLP_TINY, img_size=32, frozen_stages=0)
+    model.train()
+    assert all(not p.requires_grad for p in model.stem.parameters())
+    assert all(p.requires_grad for p in model.blocks.parameters())
+
+
+def test_norm_eval():
+    # only a custom tokenizer norm gives these models a BatchNorm
+    model = SWATViT(arch=dict(VIT_TINY, stem_norm_cfg=dict(type='BN')),
+                    img_size=32, norm_eval=True)
+    model.train()
+    bn = model.patch_embed.norm2
+    assert isinstance(bn, nn.BatchNorm2d) and not bn.training
+    assert model.blocks[0].training
+    before = bn.running_mean.clone()
+    model(torch.randn(2, 3, 32, 32))
+    assert torch.equal(before, bn.running_mean)
+    model = SWATMixer(arch=dict(MIXER_TINY, stem_norm_cfg=dict(type='BN')),
+                      img_size=32, norm_eval=False)
+    model.train()
+    model(torch.randn(2, 3, 32, 32))
+    assert not torch.equal(model.stem.norm2.running_mean, torch.zeros(16))
+
+
+@pytest.mark.parametrize('cls, arch', [(SWATViT, VIT_TINY),
+                                       (SWATMixer, MIXER_TINY),
+                                       (SWATResMLP, RESMLP_TINY)])
+def test_with_cp_same_outputs_and_gradients(cls, arch):
+    torch.manual_seed(0)
+    model = cls(arch=arch, img_size=32, out_indices=(0, 1, -1))
+    model.init_weights()
+    model_cp = copy.deepcopy(model)
+    model_cp.with_cp = True
+    x = torch.randn(2, 3, 32, 32)
+    outs, outs_cp = model(x), model_cp(x)
+    for a, b in zip(outs, outs_cp):
+        assert torch.allclose(a, b, atol=1e-6)
+    sum(o.square().mean() for o in outs).backward()
+    sum(o.square().mean() for o in outs_cp).backward()
+    for (name, p), p_cp in zip(model.named_parameters(),
+                               model_cp.parameters()):
+        assert torch.allclose(p.grad, p_cp.grad, atol=1e-6, rtol=1e-5), name
+
+
+@pytest.mark.parametrize('backbone, neck, head', [
+    (dict(type='swat_mm.SWATViT', arch=dict(VIT_TINY, proj_kernel=2),
+          img_size=32, drop_path_rate=0.1), None,
+     # its default init zeroes the fc, which would stop every gradient
+     dict(type='VisionTransformerClsHead', num_classes=3, in_channels=32,
+          init_cfg=dict(type='Normal', layer='Linear', std=0.02))),
+    (dict(type='swat_mm.SWATMixer', arch=MIXER_TINY, img_size=32,
+          drop_path_rate=0.1), dict(type='GlobalAveragePooling'),
+     dict(type='LinearClsHead', num_classes=3, in_channels=32)),
+    (dict(type='swat_mm.SWATResMLP', arch=RESMLP_TINY, img_size=32,
+          drop_path_rate=0.1), dict(type='GlobalAveragePooling'),
+     dict(type='LinearClsHead', num_classes=3, in_channels=48)),
+], ids=['vit', 'mixer', 'resmlp'])
+def test_every_parameter_gets_a_gradient(backbone, neck, head):
+    torch.manual_seed(0)
+    model = MODELS.build(dict(type='ImageClassifier', backbone=backbone,
+                              neck=neck, head=head))
+    model.init_weights()
+    model.train()
+    x = torch.randn(2, 3, 32, 32)
+    if backbone['type'].endswith('ViT'):
+        x = torch.randn(2, 3, 40, 56)  # another size than img_size
+    model(x, mode='tensor').sum().backward()
+    no_grad = [n for n, p in model.named_parameters()
+               if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not no_grad
+
+
+@pytest.mark.parametrize('cls, kwargs, match', [
+    (SWATViT, dict(arch='deit-huge'), "Unknown SWATViT arch 'deit-huge'"),
+    (SWATViT, dict(arch=dict(embed_dims=32, num_layers=1)),
+     r"missing \['num_heads', 'token_channels'\]"),
+    (SWATViT, dict(arch=dict(VIT_TINY, heads=2)), r"unknown keys \['heads'\]"),
+    (SWATViT, dict(arch=dict(VIT_TINY, embed_dims=48)),
+     r'token_channels \* sub_patch\*\*2 = 2 \* 4\*\*2 = 32'),
+    (SWATViT, dict(arch=dict(VIT_TINY, num_heads=3)), 'not divisible'),
+    (SWATViT, dict(arch=dict(VIT_TINY, mlp_kernel=4)), 'must be odd'),
+    (SWATViT, dict(arch=VIT_TINY, out_indices=(4, )), 'out of range'),
+    (SWATViT, dict(arch=VIT_TINY, out_type='map'), 'out_type must be'),
+    (SWATViT, dict(arch=VIT_TINY, frozen_stages=5), 'frozen_stages'),
+    (SWATMixer, dict(arch='mixer-huge'), "Unknown SWATMixer arch"),
+    (SWATMixer, dict(arch=dict(MIXER_TINY, embed_dims=64)),
+     'token_channels'),
+    (SWATMixer, dict(arch=MIXER_TINY, img_size=36), 'multiple of the token'),
+    (SWATResMLP, dict(arch=dict(RESMLP_TINY, token_kernel=2)),
+     'must be odd'),
+    (SWATResMLP, dict(arch=RESMLP_TINY, out_indices=(-4, )), 'out of range'),
+])
+def test_clear_errors(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+
+
+def test_converter_refuses_other_models_and_mismatches():
+    resnet = MODELS.build(dict(type='ResNet', depth=18)).state_dict()
+    with pytest.raises(ConversionError, match='not an official SWAT'):
+        convert_swat(resnet)
+    vit = load_fixture('swat_vit_tiny_a')
+    with pytest.raises(ConversionError,
+                       match='not an official SWAT mixer checkpoint '
+                       r'\(it looks like a SWAT vit\)'):
+        convert_swat(vit['state_dict'], family='mixer')
+    with pytest.raises(ConversionError, match="Unknown SWAT family 'swim'"):
+        convert_swat(vit['state_dict'], family='swim')
+    with pytest.raises(ConversionError, match='none of the named archs'):
+        convert_swat(vit['state_dict'])
+    with pytest.raises(ConversionError,
+                       match=r"arch 'deit-small' does not match.*embed_dims "
+                       r'384 \(arch\) vs 32 \(checkpoint\)'):
+        convert_swat(vit['state_dict'], arch='deit-small')
+    state = dict(vit['state_dict'])
+    state.pop('blocks.1.mlp.fc3.bias')
+    state['blocks.1.extra.weight'] = torch.zeros(1)
+    with pytest.raises(ConversionError) as err:
+        convert_swat(state, arch=vit['arch'])
+    msg = str(err.value)
+    assert 'missing (1): backbone.blocks.1.mlp.fc3.bias' in msg
+    assert 'unexpected (1): backbone.blocks.1.extra.weight' in msg
+    state = {k: v for k, v in vit['state_dict'].items()
+             if not k.startswith('head.')}
+    with pytest.raises(ConversionError, match='no classifier'):
+        convert_swat(state, arch=vit['arch'])
+
+
+def test_converter_backbone_only_and_img_size():
+    fixture = load_fixture('swat_mixer_tiny')
+    state, cfg = convert_swat(fixture['state_dict'], backbone_only=True,
+                              family='mixer')
+    assert cfg == dict(type='swat_mm.SWATMixer', arch='mixer-tiny')
+    assert not any(k.startswith(('backbone.', 'neck.', 'head.'))
+                   for k in state)
+    SWATMixer(arch='mixer-tiny').load_state_dict(state, strict=True)
+    fixture = load_fixture('swat_resmlp_tiny_a')
+    _, cfg = convert_swat(fixture['state_dict'], arch=fixture['arch'])
+    assert cfg['backbone']['img_size'] == 32
+    assert cfg['neck'] == dict(type='GlobalAveragePooling')
+    assert cfg['head']['type'] == 'LinearClsHead'
+
+
+def _load_cli():
+    path = osp.join(ROOT, 'tools', 'model_converters',
+                    'swat_to_mmpretrain.py')
+    spec = importlib.util.spec_from_file_location('swat_to_mmpretrain', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_converts_and_refuses(tmp_path, monkeypatch, capsys):
+    cli = _load_cli()
+    fixture = load_fixture('swat_vit_tiny_b')
+    src = str(tmp_path / 'official.pth')
+    torch.save({'state_dict': fixture['state_dict']}, src)
+    dst = str(tmp_path / 'out' / 'backbone.pth')
+    monkeypatch.setattr(sys, 'argv', ['x', src, dst, '--family', 'mixer'])
+    assert cli.main() == 1
+    assert 'not an official SWAT mixer' in capsys.readouterr().err
+    monkeypatch.setattr(sys, 'argv', ['x', src, dst, '--arch', 'deit-tiny'])
+    assert cli.main() == 1
+    assert 'does not match' in capsys.readouterr().err
+    assert not osp.exists(dst)
+    # the (synthesised) real deit-tiny: family and arch found from the keys
+    real = load_fixture('swat_deit_tiny')
+    torch.save({'state_dict': real['state_dict']}, src)
+    monkeypatch.setattr(sys, 'argv', ['x', src, dst, '--backbone-only'])
+    assert cli.main() == 0
+    saved = torch.load(dst, weights_only=True)['state_dict']
+    model = SWATViT(arch='deit-tiny', out_indices=(2, 5, 8, 11),
+                    out_type='featmap')
+    model.load_state_dict(saved, strict=True)

@@ -1,0 +1,355 @@
+"""SWAT-Swin: parity with the official model, shapes, sizes, training
+switches, converter."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import MODELS
+
+import swat_mm  # noqa: F401
+from swat_mm.apis.complexity import count_complexity
+from swat_mm.converters import ConversionError
+from swat_mm.converters.swat_swin import convert_swat_swin, infer_arch
+from swat_mm.models.backbones.swat_swin import SWATSwin
+from tests.golden.synth import synth_input, synth_state_dict
+
+GOLDEN = osp.join(osp.dirname(__file__), 'golden', 'data')
+CASES = ['swat_swin_custom_a', 'swat_swin_custom_b', 'swat_swin_tiny']
+# widths 16, 32, 64, 128; every per-stage setting differs from its
+# neighbours'; windows 4, 4, 2, 2
+TINY = dict(
+    depths=[2, 2, 2, 1], num_heads=[1, 2, 2, 4], window_size=[4, 4, 2, 2],
+    shift=[True, True, True, False],
+    attn_conv=[(4, 2, 2, 3), (2, 4, 4, 1), (4, 4, 4, 3), (2, 8, 8, 3)],
+    mlp_dw_kernel=[3, 3, 5, 1],
+    merge_conv=[(4, 2, 2, 3), (2, 4, 4, 3), (4, 4, 4, 1)],
+    tokenizer=dict(stem_channels=16, out_channels=4), mlp_ratio=2.)
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    # other test modules leave mmdet/mmseg as the process's default scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
+
+
+def load_fixture(name):
+    """The official state dict (synthetic weights rebuilt from their seed,
+    official buffers), input and logits of a golden case."""
+    fixture = torch.load(osp.join(GOLDEN, f'{name}.pth'), weights_only=True)
+    synth = fixture['synth']
+    state = synth_state_dict(synth['shapes'], synth['seed'])
+    for key, value in fixture['buffers'].items():
+        state[key] = value.long() if key.endswith('index') else value.float()
+    fixture['state_dict'] = state
+    fixture['input'] = synth_input(fixture['input_synth']['shape'],
+                                   fixture['input_synth']['seed'])
+    return fixture
+
+
+@pytest.mark.parametrize('name', CASES)
+def test_golden_parity_with_official(name):
+    """The whole ImageClassifier gives the official logits for the official
+    weights (converted by the shipped converter, arch read off the
+    weights)."""
+    fixture = load_fixture(name)
+    state, cfg = convert_swat_swin(fixture['state_dict'])
+    if name == 'swat_swin_tiny':
+        assert cfg['backbone']['arch'] == 'tiny'
+    model = MODELS.build(cfg).eval()
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        logits = model(fixture['input'], mode='tensor')
+    expected = fixture['logits']
+    assert logits.shape == expected.shape
+    assert torch.allclose(logits, expected, rtol=1e-4, atol=1e-5), \
+        (logits - expected).abs().max()
+
+
+def test_custom_arch_read_off_the_weights():
+    """The per-width / per-resolution official tables of the custom case
+    become the per-stage settings, including the official window clamp
+    (window 14 on the 7x7 last stage) and shift switch-off."""
+    fixture = load_fixture('swat_swin_custom_a')
+    arch = infer_arch(fixture['state_dict'])
+    tables = fixture['tables']
+    assert arch['attn_conv'] == [tables['attn'][d] for d in (96, 192, 384,
+                                                             768)]
+    assert arch['mlp_dw_kernel'] == [tables['mlp'][r] for r in (56, 28, 14,
+                                                                7)]
+    assert arch['merge_conv'] == [tables['merge'][r] for r in (56, 28, 14)]
+    assert arch['window_size'] == [14, 14, 14, 7]
+    assert arch['shift'] == [True, False, False, False]
+    assert arch['mlp_ratio'] == 2.
+    _, cfg = convert_swat_swin(fixture['state_dict'])
+    assert cfg['backbone']['qkv_bias'] is False
+
+
+def test_official_checkpoint_loads_with_prefix_only():
+    """Official backbone keys load into SWATSwin directly: shift masks are
+    checked and dropped, relative position indices checked."""
+    fixture = load_fixture('swat_swin_custom_b')
+    official = {k: v for k, v in fixture['state_dict'].items()
+                if not k.startswith('head.')}
+    assert any(k.endswith('attn_mask') for k in official)
+    backbone = SWATSwin(arch=infer_arch(official))
+    result = backbone.load_state_dict(official, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+
+    bad = dict(official)
+    key = next(k for k in bad if k.endswith('attn_mask'))
+    bad[key] = bad[key] + 1
+    with pytest.raises(ValueError, match='0/-100'):
+        backbone.load_state_dict(bad)
+    bad = dict(official)
+    key = next(k for k in bad if k.endswith('relative_position_index'))
+    bad[key] = bad[key].flip(0)
+    with pytest.raises(ValueError, match='relative position index'):
+        backbone.load_state_dict(bad)
+
+
+def test_converter_refuses_other_models_and_mismatches():
+    resnet = MODELS.build(dict(type='ResNet', depth=18)).state_dict()
+    with pytest.raises(ConversionError, match='not an official SWAT-Swin'):
+        convert_swat_swin(resnet)
+    fixture = load_fixture('swat_swin_custom_b')
+    state = dict(fixture['state_dict'])
+    state.pop('layers.0.blocks.0.mlp.fc1.bias')
+    state['layers.0.blocks.0.extra.weight'] = torch.zeros(1)
+    with pytest.raises(ConversionError) as err:
+        convert_swat_swin(state)
+    msg = str(err.value)
+    assert 'missing (1): backbone.layers.0.blocks.0.mlp.fc1.bias' in msg
+    assert 'unexpected (1): backbone.layers.0.blocks.0.extra.weight' in msg
+    with pytest.raises(ConversionError, match=r'depths \[2, 2, 18, 2\]'):
+        convert_swat_swin(fixture['state_dict'], arch='small')
+    state = dict(fixture['state_dict'])
+    key = next(k for k in state if k.endswith('attn_mask'))
+    state[key] = torch.ones_like(state[key])
+    with pytest.raises(ConversionError, match='0/-100'):
+        convert_swat_swin(state)
+    no_head = {k: v for k, v in fixture['state_dict'].items()
+               if not k.startswith('head.')}
+    with pytest.raises(ConversionError, match='backbone_only'):
+        convert_swat_swin(no_head)
+
+
+def test_converter_backbone_only_loads_into_dense_backbone():
+    fixture = load_fixture('swat_swin_tiny')
+    state, cfg = convert_swat_swin(fixture['state_dict'], backbone_only=True)
+    assert cfg['arch'] == 'tiny' and cfg['out_indices'] == (0, 1, 2, 3)
+    assert not any(k.startswith(('backbone.', 'head.')) for k in state)
+    backbone = SWATSwin(arch='tiny', out_indices=(0, 1, 2, 3))
+    result = backbone.load_state_dict(state, strict=False)
+    # only the new inner output norms start from scratch
+    assert sorted(result.missing_keys) == [
+        f'norm{i}.{p}' for i in range(3) for p in ('bias', 'weight')]
+    assert not result.unexpected_keys
+
+
+def test_swin_entry_of_the_swat_converter():
+    """The 'swin' family of :func:`convert_swat` recognises SWAT-Swin
+    weights, delegates to :func:`convert_swat_swin` and refuses others."""
+    from swat_mm.converters import swat
+    fixture = load_fixture('swat_swin_custom_b')
+    assert swat.detect_family(fixture['state_dict']) == 'swin'
+    state, cfg = swat.convert_swat(fixture['state_dict'])
+    assert cfg['backbone']['type'] == 'swat_mm.SWATSwin'
+    MODELS.build(cfg).load_state_dict(state, strict=True)
+    resnet = MODELS.build(dict(type='ResNet', depth=18)).state_dict()
+    with pytest.raises(ConversionError, match='not an official SWAT swin'):
+        swat.convert_swat(resnet, family='swin')
+
+
+def expected_hw(H, W, i):
+    return -(-H // 2**(i + 2)), -(-W // 2**(i + 2))
+
+
+@pytest.mark.parametrize('size', [(224, 224), (333, 517)])
+def test_tiny_output_shapes(size):
+    H, W = size
+    model = SWATSwin(arch='tiny', out_indices=(0, 1, 2, 3)).eval()
+    assert model.embed_dims == [96, 192, 384, 768]
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, H, W))
+    assert len(outs) == 4
+    for i, out in enumerate(outs):
+        assert out.shape == (1, 96 * 2**i, *expected_hw(H, W, i))
+        assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('size', [(64, 64), (97, 33), (20, 44), (5, 7)])
+def test_custom_output_shapes_any_size(size):
+    H, W = size
+    model = SWATSwin(arch=TINY, out_indices=(0, 1, -2, -1)).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, H, W))
+    for i, out in enumerate(outs):
+        assert out.shape == (2, 16 * 2**i, *expected_hw(H, W, i))
+        assert torch.isfinite(out).all()
+
+
+def test_out_indices_norms_and_order():
+    model = SWATSwin(arch=TINY, out_indices=(2, 0)).eval()
+    assert hasattr(model, 'norm0') and hasattr(model, 'norm2')
+    assert not hasattr(model, 'norm') and not hasattr(model, 'norm1')
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [16, 64]
+    # the last stage's output norm is the official final norm
+    assert isinstance(SWATSwin(arch=TINY).norm, nn.LayerNorm)
+
+
+def test_images_of_a_batch_do_not_interact():
+    """Shift masks and window padding broadcast per image: an image's
+    output does not depend on the others in the batch (odd size: padding
+    at every stage)."""
+    torch.manual_seed(0)
+    model = SWATSwin(arch=TINY, out_indices=(0, 1, 2, 3)).eval()
+    x = torch.randn(3, 3, 72, 40)
+    with torch.no_grad():
+        batched = model(x)
+        single = model(x[1:2])
+    for a, b in zip(batched, single):
+        assert torch.allclose(a[1:2], b, atol=1e-5)
+
+
+# Computed on the official code (REFERENCE.md section 3): params with the
+# classifier, and FLOPs at 224 (multiply-accumulates, fvcore).
+SWIN_T_PARAMS, SWIN_T_FLOPS = 27.11e6, 4.71e9
+
+
+def build_classifier(arch='tiny', **kwargs):
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='swat_mm.SWATSwin', arch=arch, **kwargs),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=768)))
+
+
+def test_params_and_flops_match_reference():
+    model = build_classifier()
+    params = sum(p.numel() for p in model.parameters())
+    assert abs(params - SWIN_T_PARAMS) / SWIN_T_PARAMS < 0.01, params
+    # the counter behind tools/analysis_tools/get_flops.py
+    result = count_complexity(model, (224, 224))
+    assert result['params'] == params
+    assert abs(result['flops'] - SWIN_T_FLOPS) / SWIN_T_FLOPS < 0.02, \
+        result['flops']
+
+
+def test_small_arch():
+    model = SWATSwin(arch='small')
+    assert [len(layer.blocks) for layer in model.layers] == [2, 2, 18, 2]
+    params = sum(p.numel() for p in model.parameters())
+    # Swin-T's 27.11M with 12 more stage-3 blocks, minus the head
+    assert 48.1e6 < params < 48.2e6, params
+
+
+def test_frozen_stages():
+    model = SWATSwin(arch=TINY, frozen_stages=2, out_indices=(0, 1, 2, 3))
+    model.train()
+    frozen = [model.patch_embed, model.layers[0], model.layers[1],
+              model.norm0, model.norm1]
+    for m in frozen:
+        assert not m.training
+        assert all(not p.requires_grad for p in m.parameters())
+    for m in [model.layers[2], model.layers[3], model.norm2, model.norm]:
+        assert m.training
+        assert all(p.requires_grad for p in m.parameters())
+    outs = model(torch.randn(1, 3, 32, 32))
+    sum(o.sum() for o in outs).backward()
+    assert model.layers[0].blocks[0].attn.qkv.weight.grad is None
+    assert model.layers[2].blocks[0].attn.qkv.weight.grad is not None
+
+
+def test_norm_eval():
+    """No BatchNorm in SWAT-Swin: norm_eval leaves training mode (and the
+    outputs) as they are."""
+    torch.manual_seed(0)
+    model = SWATSwin(arch=TINY, norm_eval=True, drop_path_rate=0.)
+    model.train()
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                   for m in model.modules())
+    assert model.layers[0].blocks[0].attn.training
+    x = torch.randn(1, 3, 32, 32)
+    train_out = model(x)[0]
+    model.eval()
+    assert torch.allclose(train_out, model(x)[0])
+
+
+def test_with_cp_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    model = SWATSwin(arch=TINY, out_indices=(0, 1, 2, 3), drop_path_rate=0.)
+    model_cp = copy.deepcopy(model)
+    model_cp.with_cp = True
+    x = torch.randn(2, 3, 48, 40)
+    outs = model(x)
+    outs_cp = model_cp(x)
+    for a, b in zip(outs, outs_cp):
+        assert torch.allclose(a, b, atol=1e-6)
+    sum(o.square().mean() for o in outs).backward()
+    sum(o.square().mean() for o in outs_cp).backward()
+    for (name, p), p_cp in zip(model.named_parameters(),
+                               model_cp.parameters()):
+        assert torch.allclose(p.grad, p_cp.grad, atol=1e-6, rtol=1e-5), name
+
+
+def test_every_parameter_gets_a_gradient():
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='swat_mm.SWATSwin', arch=TINY,
+                      drop_path_rate=0.1, out_indices=(3, )),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=128)))
+    model.init_weights()
+    model.train()
+    logits = model(torch.randn(2, 3, 40, 56), mode='tensor')
+    logits.sum().backward()
+    no_grad = [n for n, p in model.named_parameters()
+               if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not no_grad
+
+
+def test_dense_outputs_get_gradients():
+    model = SWATSwin(arch=TINY, out_indices=(0, 1, 2, 3))
+    outs = model(torch.randn(1, 3, 36, 52))
+    sum(o.mean() for o in outs).backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(arch='base'), "Unknown SWATSwin arch 'base'"),
+    (dict(arch=dict(depths=[2, 2, 6, 2])), r"missing \['num_heads'\]"),
+    (dict(arch=dict(TINY, mlp=4)), r"unknown keys \['mlp'\]"),
+    (dict(arch=dict(TINY, depths=[1, 1])), 'differ in length'),
+    (dict(arch=dict(TINY, merge_conv=TINY['merge_conv'][:2])),
+     'differ in length'),
+    (dict(arch=dict(TINY, num_heads=[3, 2, 2, 4])), 'not divisible'),
+    (dict(arch=dict(TINY, attn_conv=[(4, 2, 2, 3), (4, 4, 4, 1),
+                                     (4, 4, 4, 3), (2, 8, 8, 3)])),
+     r'attn_conv\[1\]'),
+    (dict(arch=dict(TINY, attn_conv=[(4, 2, 2, 2)] + TINY['attn_conv'][1:])),
+     'odd k'),
+    (dict(arch=dict(TINY, merge_conv=[(1, 4, 4, 3)] + TINY['merge_conv'][1:])),
+     'even c'),
+    (dict(arch=dict(TINY, mlp_dw_kernel=[3, 4, 5, 1])), 'must be odd'),
+    (dict(arch=dict(TINY, tokenizer=dict(patch=2))),
+     r"unknown tokenizer keys \['patch'\]"),
+    (dict(arch=TINY, out_indices=(4, )), 'out of range'),
+    (dict(arch=TINY, out_indices=(-5, )), 'out of range'),
+    (dict(arch=TINY, frozen_stages=5), 'frozen_stages'),
+])
+def test_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SWATSwin(**kwargs)
+
+
+def test_wrong_input_channels():
+    model = SWATSwin(arch=TINY)
+    with pytest.raises(ValueError, match=r'expects \(B, 3, H, W\)'):
+        model(torch.randn(1, 1, 32, 32))
