@@ -12,6 +12,14 @@ alone with ``--backbone-only``; parameters of the whole model (auxiliary
 heads included) or of the backbone. Default shapes: 224x224 (mmpretrain),
 1280x800 (mmdet, H x W), 512x512 (mmseg; papers quote UperNet at
 ``--shape 512 2048``). No weights are loaded or downloaded.
+
+Two ops the counter would skip silently are counted by handles in
+``swat_mm.utils.flops``: ``scaled_dot_product_attention`` (STViT, SVT,
+SWAT), and SVT's DTCWT. pytorch_wavelets runs the DTCWT as autograd
+functions that cannot be traced, so while tracing SVT runs each level-1
+forward / inverse transform as one opaque op, counted analytically (its
+separable filters as depth-wise 1D convolutions: 96 multiply-adds per
+element each way with near_sym_b / qshift_b).
 See ``swat_mm.apis.complexity`` for the details.
 """
 import argparse
