@@ -19,28 +19,22 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from .common import ConversionError, check_keys
+from .common import (ConversionError, check_arch_fits, check_model_keys,
+                     require_classifier, route_key, stage_depths)
 
 _FOLD_KEY = re.compile(r'\.attn\.(un)?fold\.weights$')
 _BLOCK_KEY = re.compile(r'^layers\.(\d+)\.blocks\.(\d+)\.')
 
 
 def _infer_arch(state: Dict[str, torch.Tensor]) -> dict:
-    depths: Dict[int, int] = {}
-    for key in state:
-        m = _BLOCK_KEY.match(key)
-        if m:
-            stage, block = int(m.group(1)), int(m.group(2))
-            depths[stage] = max(depths.get(stage, 0), block + 1)
+    depths = stage_depths(state, _BLOCK_KEY)
     num_stages = len(depths)
-    if sorted(depths) != list(range(num_stages)):
-        raise ConversionError(f'stages {sorted(depths)} are not contiguous')
     return dict(
         embed_dims=[
             int(state[f'layers.{i}.blocks.0.pos_embed.conv.weight'].shape[0])
             for i in range(num_stages)
         ],
-        depths=[depths[i] for i in range(num_stages)],
+        depths=depths,
         layer_scale=[
             f'layers.{i}.blocks.0.gamma_1' in state for i in range(num_stages)
         ])
@@ -61,12 +55,8 @@ def _resolve_arch(state: Dict[str, torch.Tensor],
             f'{found["embed_dims"]} and depths {found["depths"]}, which is '
             'none of small/base/large; pass the arch (with num_heads, which '
             'a state dict does not record) explicitly')
-    settings = STViT._parse_arch(arch)
-    for k in ('embed_dims', 'depths'):
-        if list(settings[k]) != found[k]:
-            raise ConversionError(
-                f'arch {arch!r} has {k} {list(settings[k])} but the '
-                f'checkpoint has {found[k]}')
+    check_arch_fits(arch, STViT._parse_arch(arch), found,
+                    ('embed_dims', 'depths'))
     return arch
 
 
@@ -109,27 +99,20 @@ def convert_stvit(
                 raise ConversionError(
                     f'{key} should hold the frozen 3x3 identity kernel')
             continue
-        if key.startswith(('patch_embed.', 'layers.')):
-            out[key if backbone_only else 'backbone.' + key] = value
-        elif backbone_only:
-            continue
-        elif key.startswith(('proj.', 'norm.')):
-            out['neck.' + key] = value
-        elif key.startswith('head.'):
-            out['head.fc.' + key[len('head.'):]] = value
-        else:
-            out[key] = value  # reported as unexpected below
+        name = route_key(key, ('patch_embed.', 'layers.'), backbone_only,
+                         (('proj.', 'neck.proj.'), ('norm.', 'neck.norm.'),
+                          ('head.', 'head.fc.')))
+        if name is not None:
+            out[name] = value
 
     backbone = dict(type='swat_mm.STViT', arch=arch)
     if backbone_only:
         num_stages = len(_infer_arch(state)['depths'])
         cfg = dict(backbone, out_indices=tuple(range(num_stages)))
     else:
-        for k in ('neck.proj.weight', 'head.fc.weight'):
-            if k not in out:
-                raise ConversionError(
-                    f'The checkpoint has no classifier ({k[5:]} of the '
-                    'official model); convert it with backbone_only')
+        require_classifier(out, {
+            k: k[len('head.'):] for k in ('neck.proj.weight', 'head.fc.weight')
+        })
         proj, fc = out['neck.proj.weight'], out['head.fc.weight']
         cfg = dict(
             type='ImageClassifier',
@@ -144,17 +127,5 @@ def convert_stvit(
         cfg, backbone=dict(backbone, stoken_size=1))
     if backbone_only:
         check_cfg['stoken_size'] = 1
-    check_keys(out, _build(check_cfg).state_dict(),
-               f'swat_mm {cfg["type"]}')
+    check_model_keys(out, cfg, check_cfg)
     return out, cfg
-
-
-def _build(cfg: dict) -> torch.nn.Module:
-    import mmpretrain.models  # noqa: F401  (registers ImageClassifier)
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-
-    # whatever scope the caller's process set (mmdet, mmseg), the classifier
-    # is mmpretrain's
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg)

@@ -24,7 +24,8 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from .common import ConversionError, check_keys
+from .common import (ConversionError, check_model_keys, require_classifier,
+                     route_key, stage_depths)
 
 _BLOCK_KEY = re.compile(r'^block(\d+)\.(\d+)\.')
 _DTCWT_KEY = re.compile(r'\.attn\.(xfm|ifm)\.(\w+)$')
@@ -43,15 +44,8 @@ def _dtcwt_buffers() -> Dict[str, torch.Tensor]:
 
 
 def _infer_arch(state: Dict[str, torch.Tensor]) -> dict:
-    depths: Dict[int, int] = {}
-    for key in state:
-        m = _BLOCK_KEY.match(key)
-        if m:
-            stage, block = int(m.group(1)), int(m.group(2))
-            depths[stage] = max(depths.get(stage, 0), block + 1)
+    depths = stage_depths(state, _BLOCK_KEY, first=1)
     num_stages = len(depths)
-    if sorted(depths) != list(range(1, num_stages + 1)):
-        raise ConversionError(f'stages {sorted(depths)} are not contiguous')
     try:
         dims = [int(state[f'block{i}.0.norm1.weight'].shape[0])
                 for i in range(1, num_stages + 1)]
@@ -72,7 +66,7 @@ def _infer_arch(state: Dict[str, torch.Tensor]) -> dict:
         img_size = (int(fh) * 4, int(fw) * 4) if fh != fw else int(fh) * 4
     return dict(
         stem_channels=stem, embed_dims=dims,
-        depths=[depths[i] for i in range(1, num_stages + 1)],
+        depths=depths,
         mlp_ratios=[h / d for h, d in zip(hidden, dims)],
         num_scatter_stages=num_scatter, img_size=img_size)
 
@@ -158,14 +152,13 @@ def convert_svt(
         if key.startswith(final_norm):
             out[key if backbone_only else 'head.norm.' +
                 key[len(final_norm):]] = value
-        elif key.startswith(('patch_embed', 'block', 'norm')):
-            out[key if backbone_only else 'backbone.' + key] = value
-        elif backbone_only:
             continue
-        elif key.startswith(('post_network.', 'head.', 'aux_head.')):
-            out['head.' + key] = value
-        else:
-            out[key] = value  # reported as unexpected below
+        name = route_key(key, ('patch_embed', 'block', 'norm'),
+                         backbone_only,
+                         [(p, 'head.' + p) for p in ('post_network.', 'head.',
+                                                     'aux_head.')])
+        if name is not None:
+            out[name] = value
 
     backbone = dict(type='swat_mm.SVT', arch=arch,
                     img_size=found['img_size'],
@@ -174,11 +167,10 @@ def convert_svt(
         cfg = dict(backbone, out_indices=tuple(range(num_stages)),
                    final_norm=True)
     else:
-        for k in ('head.head.weight', 'head.post_network.0.attn.q.weight'):
-            if k not in out:
-                raise ConversionError(
-                    f'The checkpoint has no classifier ({k[5:]} of the '
-                    'official model); convert it with backbone_only')
+        require_classifier(out, {
+            k: k[len('head.'):]
+            for k in ('head.head.weight', 'head.post_network.0.attn.q.weight')
+        })
         fc = out['head.head.weight']
         mlp = out['head.post_network.0.mlp.fc1.weight']
         from swat_mm.models.backbones.svt import SVT
@@ -190,16 +182,5 @@ def convert_svt(
                       in_channels=fc.shape[1], num_heads=heads,
                       mlp_ratio=mlp.shape[0] / fc.shape[1],
                       with_aux='head.aux_head.weight' in out))
-    check_keys(out, _build(cfg).state_dict(), f'swat_mm {cfg["type"]}')
+    check_model_keys(out, cfg)
     return out, cfg
-
-
-def _build(cfg: dict) -> torch.nn.Module:
-    import mmpretrain.models  # noqa: F401  (registers ImageClassifier)
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-
-    # whatever scope the caller's process set (mmdet, mmseg), the classifier
-    # is mmpretrain's
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg)

@@ -28,7 +28,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 
-from .common import ConversionError, check_keys
+from .common import ConversionError, check_model_keys, require_classifier
 
 Arch = Union[str, dict]
 State = Dict[str, torch.Tensor]
@@ -338,10 +338,7 @@ def convert_swat(
         cfg = backbone
     else:
         fc_key = head_prefix + 'weight'
-        if fc_key not in out:
-            raise ConversionError(
-                'The checkpoint has no classifier (head.weight of the '
-                'official model); convert it with backbone_only')
+        require_classifier(out, {fc_key: 'head.weight'})
         fc = out[fc_key]
         head_type = 'VisionTransformerClsHead' if spec.head == 'vit' \
             else 'LinearClsHead'
@@ -351,15 +348,5 @@ def convert_swat(
                        type='GlobalAveragePooling'),
                    head=dict(type=head_type, num_classes=fc.shape[0],
                              in_channels=fc.shape[1]))
-    check_keys(out, _build(cfg).state_dict(), f'swat_mm {cfg["type"]}')
+    check_model_keys(out, cfg)
     return out, cfg
-
-
-def _build(cfg: dict) -> torch.nn.Module:
-    import mmpretrain.models  # noqa: F401  (registers ImageClassifier)
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-
-    import swat_mm.models  # noqa: F401  (registers the backbones)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg)

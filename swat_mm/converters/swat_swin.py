@@ -25,7 +25,8 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from .common import ConversionError, check_keys
+from .common import (ConversionError, check_arch_fits, check_model_keys,
+                     require_classifier, route_key, stage_depths)
 
 _BLOCK_KEY = re.compile(r'^layers\.(\d+)\.blocks\.(\d+)\.')
 _SIGNATURE = ('patch_embed.proj21.weight', 'patch_embed.proj22.weight',
@@ -49,15 +50,8 @@ def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
         raise ConversionError(
             'This is not an official SWAT-Swin state dict (no '
             f'{", ".join(missing) or "layers.i.blocks.j"} keys)')
-    depths: Dict[int, int] = {}
-    for key in state:
-        m = _BLOCK_KEY.match(key)
-        if m:
-            stage, block = int(m.group(1)), int(m.group(2))
-            depths[stage] = max(depths.get(stage, 0), block + 1)
+    depths = stage_depths(state, _BLOCK_KEY)
     n = len(depths)
-    if sorted(depths) != list(range(n)):
-        raise ConversionError(f'stages {sorted(depths)} are not contiguous')
     proj21 = state['patch_embed.proj21.weight']
     proj22 = state['patch_embed.proj22.weight']
     c0 = int(proj22.shape[0])
@@ -66,7 +60,7 @@ def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
     if proj21.shape[-1] != proj21.shape[-2] or c0 * p * p != dim0:
         raise ConversionError('unexpected SWAT-Swin tokenizer shapes')
     arch = dict(
-        depths=[depths[i] for i in range(n)], num_heads=[], window_size=[],
+        depths=depths, num_heads=[], window_size=[],
         shift=[], attn_conv=[], mlp_dw_kernel=[], merge_conv=[],
         mlp_ratio=float(state['layers.0.blocks.0.mlp.fc1.weight'].shape[0] /
                         dim0),
@@ -143,13 +137,9 @@ def _resolve_arch(state: Dict[str, torch.Tensor],
             if SWATSwin._parse_arch(name) == found:
                 return name
         return found
-    settings = SWATSwin._parse_arch(arch)
-    for k in ('depths', 'num_heads', 'window_size', 'mlp_dw_kernel',
-              'mlp_ratio'):
-        if list(settings[k]) != found[k]:
-            raise ConversionError(
-                f'arch {arch!r} has {k} {list(settings[k])} but the '
-                f'checkpoint has {found[k]}')
+    check_arch_fits(arch, SWATSwin._parse_arch(arch), found,
+                    ('depths', 'num_heads', 'window_size', 'mlp_dw_kernel',
+                     'mlp_ratio'))
     return arch
 
 
@@ -185,14 +175,10 @@ def convert_swat_swin(
                 raise ConversionError(f'{key}: not an official 0/-100 '
                                       'shifted-window mask')
             continue
-        if key.startswith(('patch_embed.', 'layers.', 'norm.')):
-            out[key if backbone_only else 'backbone.' + key] = value
-        elif backbone_only:
-            continue
-        elif key.startswith('head.'):
-            out['head.fc.' + key[len('head.'):]] = value
-        else:
-            out[key] = value  # reported as unexpected below
+        name = route_key(key, ('patch_embed.', 'layers.', 'norm.'),
+                         backbone_only, (('head.', 'head.fc.'), ))
+        if name is not None:
+            out[name] = value
 
     num_stages = len(infer_arch(state)['depths'])
     backbone = dict(type='swat_mm.SWATSwin', arch=arch,
@@ -200,28 +186,15 @@ def convert_swat_swin(
     if backbone_only:
         cfg = dict(backbone, out_indices=tuple(range(num_stages)))
         # the inner stages' output norms are new (not in the checkpoint)
-        expected = {k: v for k, v in _build(cfg).state_dict().items()
-                    if not re.match(r'norm\d+\.', k)}
+        check_model_keys(out, cfg,
+                         skip=lambda k: re.match(r'norm\d+\.', k) is not None)
     else:
-        if 'head.fc.weight' not in out:
-            raise ConversionError(
-                'The checkpoint has no classifier (head of the official '
-                'model); convert it with backbone_only')
+        require_classifier(out, {'head.fc.weight': 'head'})
         fc = out['head.fc.weight']
         cfg = dict(
             type='ImageClassifier', backbone=backbone,
             neck=dict(type='GlobalAveragePooling'),
             head=dict(type='LinearClsHead', num_classes=fc.shape[0],
                       in_channels=fc.shape[1]))
-        expected = _build(cfg).state_dict()
-    check_keys(out, expected, f'swat_mm {cfg["type"]}')
+        check_model_keys(out, cfg)
     return out, cfg
-
-
-def _build(cfg: dict) -> torch.nn.Module:
-    import mmpretrain.models  # noqa: F401  (registers ImageClassifier)
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg)

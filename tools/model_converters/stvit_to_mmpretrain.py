@@ -12,46 +12,25 @@ Every missing, unexpected or mis-shaped key is named and nothing is written
 unless the checkpoint matches the model exactly.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-import torch
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from swat_mm.converters import (ConversionError, convert_stvit,  # noqa: E402
-                                load_official_state_dict)
-from swat_mm.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
+from swat_mm.converters import convert_stvit  # noqa: E402
+from swat_mm.converters.common import (converter_parser,  # noqa: E402
+                                       run_converter)
+
+
+def _add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--arch', choices=['small', 'base', 'large'],
+                        help='inferred from the weights when omitted')
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help='official STViT checkpoint')
-    parser.add_argument('dst', help='output mmpretrain checkpoint')
-    parser.add_argument('--arch', choices=['small', 'base', 'large'],
-                        help='inferred from the weights when omitted')
-    parser.add_argument('--use-ema', action='store_true',
-                        help="convert the checkpoint's EMA weights "
-                        '(model_ema / state_dict_ema)')
-    parser.add_argument('--backbone-only', action='store_true',
-                        help='keep only the backbone, without prefix')
-    args = parser.parse_args()
-    try:
-        state = load_official_state_dict(args.src, args.use_ema)
-        converted, cfg = convert_stvit(state, args.arch, args.backbone_only)
-    except (ConversionError, FileNotFoundError,
-            UnsafeCheckpointError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    tmp = args.dst + '.tmp'
-    torch.save({'state_dict': converted,
-                'meta': {'converted_from': osp.basename(args.src),
-                         'model': repr(cfg)}}, tmp)
-    os.replace(tmp, args.dst)
-    print(f'{args.dst}: {len(converted)} tensors for {cfg["type"]} '
-          f'({cfg.get("backbone", cfg).get("arch")})')
-    return 0
+    args = converter_parser(__doc__, 'STViT', _add_args).parse_args()
+    return run_converter(
+        args,
+        lambda state: convert_stvit(state, args.arch, args.backbone_only))
 
 
 if __name__ == '__main__':

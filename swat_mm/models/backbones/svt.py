@@ -44,26 +44,26 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from swat_mm.registry import MODELS
 from ..layers.spectral import SpectralChannelMixing
-
-IntPair = Union[int, Tuple[int, int]]
-
-
-def _pair(v: IntPair) -> Tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
+                   check_stage_lengths, freeze, init_official, parse_arch)
+from .base import pair as _pair
 
 
 def _conv_out(size: int) -> int:
     """Output size of the stride-2 convs of SVT (k7 p3 or k3 p1)."""
     return (size + 1) // 2
+
+
+def _he_normal_fan_out(m: nn.Conv2d) -> None:
+    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+    nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
 
 
 class DWConv(nn.Module):
@@ -197,7 +197,7 @@ class DownSamples(nn.Module):
 
 
 @MODELS.register_module()
-class SVT(BaseModule):
+class SVT(StagedBackboneMixin, BaseModule):
     """SVT backbone.
 
     Args:
@@ -300,23 +300,8 @@ class SVT(BaseModule):
         if img_h < 1 or img_w < 1:
             raise ValueError(f'img_size must be positive, got {img_size}')
 
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        normalized = []
-        for i in out_indices:
-            if not -num_stages <= i < num_stages:
-                raise ValueError(
-                    f'out_indices {tuple(out_indices)}: {i} is out of range '
-                    f'for {num_stages} stages; use 0..{num_stages - 1} or '
-                    'negative indices from the end')
-            normalized.append(i % num_stages)
-        self.out_indices = tuple(normalized)
-        if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], '
-                             f'got {frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
+                                num_stages)
         self.final_norm = final_norm
         self.in_channels = in_channels
         self.num_stages = num_stages
@@ -356,32 +341,11 @@ class SVT(BaseModule):
 
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        settings = parse_arch('SVT', arch, cls.arch_zoo, cls._required_keys,
+                              cls._optional_keys)
         if isinstance(arch, str):
-            key = arch.lower()
-            if key not in cls.arch_zoo:
-                raise ValueError(
-                    f'Unknown SVT arch {arch!r}; choose one of '
-                    f'{sorted(set(cls.arch_zoo))} or pass a dict with '
-                    f'{sorted(cls._required_keys)}')
-            return dict(cls.arch_zoo[key])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
-        missing = cls._required_keys - set(arch)
-        if missing:
-            raise ValueError(
-                f'Custom SVT arch is missing {sorted(missing)}; it needs '
-                f'{sorted(cls._required_keys)} and may have '
-                f'{sorted(cls._optional_keys)}')
-        unknown = set(arch) - cls._required_keys - cls._optional_keys
-        if unknown:
-            raise ValueError(f'Custom SVT arch has unknown keys '
-                             f'{sorted(unknown)}; allowed: '
-                             f'{sorted(cls._required_keys | cls._optional_keys)}')
-        lengths = {k: len(arch[k]) for k in sorted(cls._required_keys)}
-        if len(set(lengths.values())) != 1:
-            raise ValueError(f'Custom SVT arch: per-stage lists differ in '
-                             f'length: {lengths}')
-        if not lengths['depths']:
+            return settings
+        if not check_stage_lengths('SVT', arch, cls._required_keys):
             raise ValueError('Custom SVT arch: needs at least one stage')
         for key in ('embed_dims', 'depths', 'num_heads'):
             bad = [v for v in arch[key] if int(v) != v or v < 1]
@@ -395,11 +359,8 @@ class SVT(BaseModule):
         if int(stem) != stem or stem < 1:
             raise ValueError(f'Custom SVT arch: stem_channels must be a '
                              f'positive integer, got {stem}')
-        for dim, heads in zip(arch['embed_dims'], arch['num_heads']):
-            if dim % heads:
-                raise ValueError(f'Custom SVT arch: embed_dims {dim} is not '
-                                 f'divisible by num_heads {heads}')
-        return dict(arch)
+        check_heads('SVT', arch['embed_dims'], arch['num_heads'])
+        return settings
 
     def _stage_modules(self, i: int) -> List[nn.Module]:
         mods = [getattr(self, f'patch_embed{i + 1}'),
@@ -413,19 +374,7 @@ class SVT(BaseModule):
             frozen.append(self.patch_embed1)
         for i in range(max(self.frozen_stages, 0)):
             frozen += self._stage_modules(i)
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'SVT':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        freeze(frozen)
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -434,39 +383,19 @@ class SVT(BaseModule):
         # The official init: truncated normal linears, LayerNorm (1, 0),
         # He-normal (fan-out) convs with zero bias; BatchNorm and the
         # spectral weights (N(0, 0.02^2) at construction) as they are.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * \
-                    m.out_channels // m.groups
-                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_official(self, linear=lambda m: trunc_normal_(m.weight, std=.02),
+                      conv=_he_normal_fan_out)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'SVT expects (B, {self.in_channels}, H, W) input, got '
-                f'{tuple(x.shape)}; set in_channels='
-                f'{x.shape[1] if x.dim() == 4 else "?"} or fix the data '
-                'pipeline')
+        check_input(x, self.in_channels, 'SVT')
         B = x.shape[0]
         outs = []
         last = max(self.out_indices)
         for i in range(self.num_stages):
             x, H, W = getattr(self, f'patch_embed{i + 1}')(x)
             for blk in getattr(self, f'block{i + 1}'):
-                if self.with_cp and torch.is_grad_enabled():
-                    x = cp.checkpoint(blk, x, H, W, use_reentrant=False)
-                else:
-                    x = blk(x, H, W)
+                x = self._run_block(blk, x, H, W)
             norm = getattr(self, f'norm{i + 1}', None)
             if norm is not None:
                 x = norm(x)

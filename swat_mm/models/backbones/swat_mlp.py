@@ -31,22 +31,17 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from swat_mm.registry import MODELS
 from ..layers import (SWATConvMlp, SWATTokenConvMlp, SWATTokenizer,
                       map_to_tokens, subpatches_to_tokens, tokens_to_map,
                       tokens_to_subpatches)
-
-IntPair = Union[int, Tuple[int, int]]
-
-
-def _pair(v: IntPair) -> Tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+from .base import (IntPair, StagedBackboneMixin, check_input, check_odd,
+                   check_token_layout, freeze, init_official, parse_arch)
+from .base import pair as _pair
 
 
 def lecun_normal_(weight: torch.Tensor) -> None:
@@ -165,10 +160,11 @@ class SWATResMLPBlock(nn.Module):
         return x + self.drop_path(map_to_tokens(y) * self.ls2)
 
 
-class _SWATFixedTokens(BaseModule):
+class _SWATFixedTokens(StagedBackboneMixin, BaseModule):
     """Shared part of :class:`SWATMixer` and :class:`SWATResMLP`: tokenizer
     (``stem``), blocks on a fixed token grid, final norm, output handling,
-    freezing and the input-size check."""
+    freezing and the input-size check. A subclass provides the block and the
+    final norm through :meth:`_make_block` and :meth:`_make_norm`."""
 
     name = 'SWATMLP'
     arch_zoo: Dict[str, dict] = {}
@@ -186,23 +182,8 @@ class _SWATFixedTokens(BaseModule):
         self.num_layers = s['num_layers']
         self.in_channels = in_channels
         self.img_size = _pair(img_size)
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        normalized = []
-        for i in out_indices:
-            if not -self.num_layers <= i < self.num_layers:
-                raise ValueError(
-                    f'out_indices {tuple(out_indices)}: {i} is out of range '
-                    f'for {self.num_layers} blocks; use '
-                    f'0..{self.num_layers - 1} or negative indices')
-            normalized.append(i % self.num_layers)
-        self.out_indices = tuple(normalized)
-        if not -1 <= frozen_stages <= self.num_layers:
-            raise ValueError(f'frozen_stages must be in '
-                             f'[-1, {self.num_layers}], got {frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
+                                self.num_layers, 'blocks')
         self.drop_rate = drop_rate
         self.drop_path_rate = drop_path_rate
 
@@ -219,42 +200,28 @@ class _SWATFixedTokens(BaseModule):
         self.grid = self.stem.grid_size(self.img_size)
         self.num_tokens = self.grid[0] * self.grid[1]
         self.layout = (s['token_channels'], p, p)
+        self.blocks = nn.ModuleList(
+            [self._make_block() for _ in range(self.num_layers)])
+        self.norm = self._make_norm()
+        self._freeze_stages()
+
+    def _make_block(self) -> nn.Module:
+        """One block, from :attr:`arch_settings` and the stored options."""
+        raise NotImplementedError
+
+    def _make_norm(self) -> nn.Module:
+        """The final norm."""
+        raise NotImplementedError
 
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        s = dict(cls._defaults, **parse_arch(
+            cls.name, arch, cls.arch_zoo, cls._required_keys,
+            set(cls._defaults)))
         if isinstance(arch, str):
-            key = arch.lower()
-            if key not in cls.arch_zoo:
-                raise ValueError(
-                    f'Unknown {cls.name} arch {arch!r}; choose one of '
-                    f'{sorted(set(cls.arch_zoo))} or pass a dict with '
-                    f'{sorted(cls._required_keys)}')
-            return dict(cls._defaults, **cls.arch_zoo[key])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
-        optional = set(cls._defaults)
-        missing = cls._required_keys - set(arch)
-        if missing:
-            raise ValueError(
-                f'Custom {cls.name} arch is missing {sorted(missing)}; it '
-                f'needs {sorted(cls._required_keys)} and may have '
-                f'{sorted(optional)}')
-        unknown = set(arch) - cls._required_keys - optional
-        if unknown:
-            raise ValueError(
-                f'Custom {cls.name} arch has unknown keys {sorted(unknown)}; '
-                f'allowed: {sorted(cls._required_keys | optional)}')
-        s = dict(cls._defaults, **arch)
-        c, p = s['token_channels'], s['sub_patch']
-        if s['embed_dims'] != c * p * p:
-            raise ValueError(
-                f"Custom {cls.name} arch: embed_dims {s['embed_dims']} must "
-                f'be token_channels * sub_patch**2 = {c} * {p}**2 = '
-                f'{c * p * p} (a token holds its c x p x p sub-patch)')
-        for k in ('token_kernel', 'channel_kernel'):
-            if s[k] % 2 == 0:
-                raise ValueError(f'Custom {cls.name} arch: {k} must be odd '
-                                 f'(same-size conv), got {s[k]}')
+            return s
+        check_token_layout(cls.name, s)
+        check_odd(cls.name, s, ('token_kernel', 'channel_kernel'))
         return s
 
     def _freeze_stages(self) -> None:
@@ -264,19 +231,7 @@ class _SWATFixedTokens(BaseModule):
         frozen += list(self.blocks[:max(self.frozen_stages, 0)])
         if self.frozen_stages == self.num_layers:
             frozen.append(self.norm)
-        for m in frozen:
-            m.eval()
-            for param in m.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> '_SWATFixedTokens':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        freeze(frozen)
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -284,22 +239,12 @@ class _SWATFixedTokens(BaseModule):
             return
         # timm 0.4's Mixer init (used by ResMLP too): lecun-normal convs with
         # zero biases, LayerNorm (1, 0); Affine and layer scales as built.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                lecun_normal_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_official(self, conv=lambda m: lecun_normal_(m.weight))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, in_channels, *img_size) -> tuple of (B, C, Hg, Wg) maps, the
         last block's after the final norm."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'{self.name} expects (B, {self.in_channels}, H, W) input, '
-                f'got {tuple(x.shape)}')
+        check_input(x, self.in_channels, self.name)
         if tuple(x.shape[-2:]) != self.img_size:
             H, W = self.img_size
             raise ValueError(
@@ -313,10 +258,7 @@ class _SWATFixedTokens(BaseModule):
         outs = []
         last = max(self.out_indices)
         for i, blk in enumerate(self.blocks):
-            if self.with_cp and torch.is_grad_enabled():
-                x = cp.checkpoint(blk, x, hw_shape, use_reentrant=False)
-            else:
-                x = blk(x, hw_shape)
+            x = self._run_block(blk, x, hw_shape)
             if i == self.num_layers - 1:
                 x = self.norm(x)
             if i in self.out_indices:
@@ -389,15 +331,16 @@ class SWATMixer(_SWATFixedTokens):
         super().__init__(arch, img_size, in_channels, out_indices, drop_rate,
                          drop_path_rate, frozen_stages, norm_eval, with_cp,
                          init_cfg)
+
+    def _make_block(self) -> nn.Module:
         s = self.arch_settings
-        self.blocks = nn.ModuleList([
-            SWATMixerBlock(self.embed_dims, self.num_tokens, self.layout,
-                           tuple(s['mlp_ratio']), s['token_kernel'],
-                           s['channel_kernel'], drop_rate, drop_path_rate)
-            for _ in range(self.num_layers)
-        ])
-        self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6)
-        self._freeze_stages()
+        return SWATMixerBlock(self.embed_dims, self.num_tokens, self.layout,
+                              tuple(s['mlp_ratio']), s['token_kernel'],
+                              s['channel_kernel'], self.drop_rate,
+                              self.drop_path_rate)
+
+    def _make_norm(self) -> nn.Module:
+        return nn.LayerNorm(self.embed_dims, eps=1e-6)
 
 
 @MODELS.register_module()
@@ -437,13 +380,13 @@ class SWATResMLP(_SWATFixedTokens):
         super().__init__(arch, img_size, in_channels, out_indices, drop_rate,
                          drop_path_rate, frozen_stages, norm_eval, with_cp,
                          init_cfg)
+
+    def _make_block(self) -> nn.Module:
         s = self.arch_settings
-        self.blocks = nn.ModuleList([
-            SWATResMLPBlock(self.embed_dims, self.num_tokens, self.layout,
-                            s['mlp_ratio'], s['token_kernel'],
-                            s['channel_kernel'], s['init_values'], drop_rate,
-                            drop_path_rate)
-            for _ in range(self.num_layers)
-        ])
-        self.norm = Affine(self.embed_dims)
-        self._freeze_stages()
+        return SWATResMLPBlock(self.embed_dims, self.num_tokens, self.layout,
+                               s['mlp_ratio'], s['token_kernel'],
+                               s['channel_kernel'], s['init_values'],
+                               self.drop_rate, self.drop_path_rate)
+
+    def _make_norm(self) -> nn.Module:
+        return Affine(self.embed_dims)

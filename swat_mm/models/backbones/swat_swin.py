@@ -68,13 +68,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from swat_mm.registry import MODELS
 from ..layers import SWATAttention, SWATConvMlp, SWATTokenizer
+from .base import (StagedBackboneMixin, check_input, freeze, init_official,
+                   parse_arch)
 
 ConvView = Tuple[int, int, int, int]  # (c, h, w, kernel)
 
@@ -403,7 +403,7 @@ _SWIN_T_TABLES = dict(
 
 
 @MODELS.register_module()
-class SWATSwin(BaseModule):
+class SWATSwin(StagedBackboneMixin, BaseModule):
     """SWAT-Swin backbone.
 
     Args:
@@ -477,23 +477,8 @@ class SWATSwin(BaseModule):
         self.num_stages = num_stages
         self.in_channels = in_channels
 
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        normalized = []
-        for i in out_indices:
-            if not -num_stages <= i < num_stages:
-                raise ValueError(
-                    f'out_indices {tuple(out_indices)}: {i} is out of range '
-                    f'for {num_stages} stages; use 0..{num_stages - 1} or '
-                    'negative indices from the end')
-            normalized.append(i % num_stages)
-        self.out_indices = tuple(normalized)
-        if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], '
-                             f'got {frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
+                                num_stages)
 
         self.patch_embed = SWATSwinPatchEmbed(in_channels, **arch['tokenizer'])
         dim0 = self.patch_embed.embed_dims
@@ -532,29 +517,13 @@ class SWATSwin(BaseModule):
 
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        settings = cls._copy(parse_arch('SWATSwin', arch, cls.arch_zoo,
+                                        cls._required_keys,
+                                        cls._optional_keys))
         if isinstance(arch, str):
-            key = arch.lower()
-            if key not in cls.arch_zoo:
-                raise ValueError(
-                    f'Unknown SWATSwin arch {arch!r}; choose one of '
-                    f'{sorted(set(cls.arch_zoo))} or pass a dict with '
-                    f'{sorted(cls._required_keys)}')
-            return cls._copy(cls.arch_zoo[key])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
-        missing = cls._required_keys - set(arch)
-        if missing:
-            raise ValueError(
-                f'Custom SWATSwin arch is missing {sorted(missing)}; it needs '
-                f'{sorted(cls._required_keys)} and may have '
-                f'{sorted(cls._optional_keys)}')
-        unknown = set(arch) - cls._required_keys - cls._optional_keys
-        if unknown:
-            raise ValueError(
-                f'Custom SWATSwin arch has unknown keys {sorted(unknown)}; '
-                f'allowed: {sorted(cls._required_keys | cls._optional_keys)}')
+            return settings
         out = cls._copy(_SWIN_T_TABLES)
-        out.update(cls._copy(arch))
+        out.update(settings)
         if not out['mlp_ratio'] > 0:
             raise ValueError('Custom SWATSwin arch: mlp_ratio must be > 0, '
                              f'got {out["mlp_ratio"]}')
@@ -623,19 +592,7 @@ class SWATSwin(BaseModule):
             frozen.append(self.layers[i])
             if i in self.out_indices:
                 frozen.append(getattr(self, self._norm_name(i)))
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'SWATSwin':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        freeze(frozen)
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -644,30 +601,18 @@ class SWATSwin(BaseModule):
         # The official (timm ViT) init: linear layers truncated normal
         # (std .02) with zero bias, LayerNorm (1, 0), convs PyTorch's default;
         # relative position tables are drawn at construction.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_official(
+            self, linear=lambda m: nn.init.trunc_normal_(m.weight, std=.02))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'SWATSwin expects (B, {self.in_channels}, H, W) input, got '
-                f'{tuple(x.shape)}')
+        check_input(x, self.in_channels, 'SWATSwin')
         x = self.pos_drop(self.patch_embed(x))  # (B, H, W, C)
         outs = []
         last = max(self.out_indices)
         for i, layer in enumerate(self.layers):
             for blk in layer.blocks:
-                if self.with_cp and torch.is_grad_enabled():
-                    x = cp.checkpoint(blk, x, use_reentrant=False)
-                else:
-                    x = blk(x)
+                x = self._run_block(blk, x)
             if i in self.out_indices:
                 out = getattr(self, self._norm_name(i))(x)
                 outs.append(out.permute(0, 3, 1, 2).contiguous())

@@ -38,21 +38,17 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmpretrain.models.utils import resize_pos_embed
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from swat_mm.registry import MODELS
 from ..layers import (SWATAttention, SWATConvMlp, SWATTokenizer,
                       map_to_tokens, tokens_to_map)
-
-IntPair = Union[int, Tuple[int, int]]
-
-
-def _pair(v: IntPair) -> Tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
+                   check_odd, check_token_layout, freeze, init_official,
+                   parse_arch)
+from .base import pair as _pair
 
 
 class SWATViTBlock(nn.Module):
@@ -97,7 +93,7 @@ class SWATViTBlock(nn.Module):
 
 
 @MODELS.register_module()
-class SWATViT(BaseModule):
+class SWATViT(StagedBackboneMixin, BaseModule):
     """SWAT ViT / DeiT backbone.
 
     Args:
@@ -197,23 +193,8 @@ class SWATViT(BaseModule):
         self.interpolate_mode = interpolate_mode
         self.final_norm = final_norm
 
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        normalized = []
-        for i in out_indices:
-            if not -self.num_layers <= i < self.num_layers:
-                raise ValueError(
-                    f'out_indices {tuple(out_indices)}: {i} is out of range '
-                    f'for {self.num_layers} blocks; use '
-                    f'0..{self.num_layers - 1} or negative indices')
-            normalized.append(i % self.num_layers)
-        self.out_indices = tuple(normalized)
-        if not -1 <= frozen_stages <= self.num_layers:
-            raise ValueError(f'frozen_stages must be in '
-                             f'[-1, {self.num_layers}], got {frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
+                                self.num_layers, 'blocks')
 
         p = s['sub_patch']
         self.patch_embed = SWATTokenizer(
@@ -241,42 +222,14 @@ class SWATViT(BaseModule):
 
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        s = dict(cls._defaults, **parse_arch(
+            'SWATViT', arch, cls.arch_zoo, cls._required_keys,
+            cls._optional_keys))
         if isinstance(arch, str):
-            key = arch.lower()
-            if key not in cls.arch_zoo:
-                raise ValueError(
-                    f'Unknown SWATViT arch {arch!r}; choose one of '
-                    f'{sorted(set(cls.arch_zoo))} or pass a dict with '
-                    f'{sorted(cls._required_keys)}')
-            return dict(cls._defaults, **cls.arch_zoo[key])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
-        missing = cls._required_keys - set(arch)
-        if missing:
-            raise ValueError(
-                f'Custom SWATViT arch is missing {sorted(missing)}; it needs '
-                f'{sorted(cls._required_keys)} and may have '
-                f'{sorted(cls._optional_keys)}')
-        unknown = set(arch) - cls._required_keys - cls._optional_keys
-        if unknown:
-            raise ValueError(
-                f'Custom SWATViT arch has unknown keys {sorted(unknown)}; '
-                f'allowed: {sorted(cls._required_keys | cls._optional_keys)}')
-        s = dict(cls._defaults, **arch)
-        c, p = s['token_channels'], s['sub_patch']
-        if s['embed_dims'] != c * p * p:
-            raise ValueError(
-                f"Custom SWATViT arch: embed_dims {s['embed_dims']} must be "
-                f'token_channels * sub_patch**2 = {c} * {p}**2 = {c * p * p} '
-                '(a token holds its c x p x p sub-patch)')
-        if s['embed_dims'] % s['num_heads']:
-            raise ValueError(
-                f"Custom SWATViT arch: embed_dims {s['embed_dims']} is not "
-                f"divisible by num_heads {s['num_heads']}")
-        for k in ('attn_kernel', 'mlp_kernel'):
-            if s[k] % 2 == 0:
-                raise ValueError(f'Custom SWATViT arch: {k} must be odd '
-                                 f'(same-size conv), got {s[k]}')
+            return s
+        check_token_layout('SWATViT', s)
+        check_heads('SWATViT', [s['embed_dims']], [s['num_heads']])
+        check_odd('SWATViT', s, ('attn_kernel', 'mlp_kernel'))
         return s
 
     def _freeze_stages(self) -> None:
@@ -287,19 +240,7 @@ class SWATViT(BaseModule):
         frozen += list(self.blocks[:max(self.frozen_stages, 0)])
         if self.frozen_stages == self.num_layers:
             frozen.append(self.norm)
-        for m in frozen:
-            m.eval()
-            for param in m.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'SWATViT':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        freeze(frozen)
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -309,14 +250,8 @@ class SWATViT(BaseModule):
         # linears with zero biases, LayerNorm (1, 0); convs keep PyTorch's
         # defaults; the tokenizer's position map trunc-normal(.02).
         nn.init.trunc_normal_(self.pos_embed, std=.02, a=-2., b=2.)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=.02, a=-2., b=2.)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_official(self, linear=lambda m: nn.init.trunc_normal_(
+            m.weight, std=.02, a=-2., b=2.))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
@@ -341,10 +276,7 @@ class SWATViT(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, in_channels, H, W) -> tuple of (B, C), (B, C, Hg, Wg) or
         (B, N, C) per ``out_type``; Hg = ceil(H / token_stride)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'SWATViT expects (B, {self.in_channels}, H, W) input, got '
-                f'{tuple(x.shape)}')
+        check_input(x, self.in_channels, 'SWATViT')
         x, hw_shape = self.patch_embed(x)
         pos_embed = resize_pos_embed(self.pos_embed, self.patch_resolution,
                                      hw_shape, self.interpolate_mode,
@@ -353,10 +285,7 @@ class SWATViT(BaseModule):
         outs = []
         last = max(self.out_indices)
         for i, blk in enumerate(self.blocks):
-            if self.with_cp and torch.is_grad_enabled():
-                x = cp.checkpoint(blk, x, hw_shape, use_reentrant=False)
-            else:
-                x = blk(x, hw_shape)
+            x = self._run_block(blk, x, hw_shape)
             if i == self.num_layers - 1:
                 x = self.norm(x)
             if i in self.out_indices:
