@@ -59,6 +59,10 @@ def test_golden_parity_with_official(name):
     state, cfg = convert_swat_swin(fixture['state_dict'])
     if name == 'swat_swin_tiny':
         assert cfg['backbone']['arch'] == 'tiny'
+        # naming the arch gives the same conversion
+        named, named_cfg = convert_swat_swin(fixture['state_dict'],
+                                             arch='tiny')
+        assert named_cfg == cfg and list(named) == list(state)
     model = MODELS.build(cfg).eval()
     model.load_state_dict(state, strict=True)
     with torch.no_grad():
