@@ -27,6 +27,13 @@ float rounding:
 * Dense prediction: ``out_indices`` returns the stage maps taken before each
   stage's down-sampling; any input size works (the super-token attention pads
   to a multiple of the super-token size and crops back, as the official code).
+* Speed (docs/benchmarks.md): the backbone runs channels-last inside (outputs
+  are NCHW); 1x1 convolutions are GEMMs over the (B, H, W, C) view
+  (:class:`PointwiseConv`, oneDNN with fused bias/GELU on CPU in fp32);
+  ``x + dwconv(x)`` is one convolution with 1 added to the kernel centre;
+  without autograd, residual sums and layer scales are written into the
+  branch's fresh output (forward hooks that keep a block's attention or
+  MLP output in inference see it with the residual added).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -49,6 +56,114 @@ def _pair(v: IntPair) -> Tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H, W, C) view; free for a channels-last map."""
+    return x.permute(0, 2, 3, 1)
+
+
+def _nchw(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, C) -> (B, C, H, W) view, channels-last in memory."""
+    return x.permute(0, 3, 1, 2)
+
+
+# oneDNN's linear with the bias (and GELU) in the GEMM epilogue: PyTorch's
+# own CPU addmm copies the bias into the output first and applies GELU in a
+# further pass. The op is what inductor emits for CPU inference; it has no
+# autograd formula (see _OneDNNLinear for training), and it is used in fp32
+# only (under autocast F.linear is what gets the reduced precision).
+_HAS_ONEDNN_LINEAR = (torch.backends.mkldnn.is_available()
+                      and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``F.linear`` with oneDNN's fused-bias forward and the usual
+    backward (two GEMMs and a sum), for training on CPU."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor,
+                bias: Optional[torch.Tensor]) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, 'none',
+                                                  [], '')
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad2d = grad.reshape(-1, grad.shape[-1])
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (grad2d @ weight).reshape(x.shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = grad2d.t() @ x.reshape(-1, x.shape[-1])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad2d.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def _onednn_ok(x: torch.Tensor, train: bool = False) -> bool:
+    return (_HAS_ONEDNN_LINEAR and x.device.type == 'cpu'
+            and x.dtype == torch.float32
+            and (train or not torch.is_grad_enabled())
+            and not torch.is_autocast_enabled('cpu')
+            # the jit tracer (FLOP counting) cannot record the op, and
+            # inductor lowers its own fusions from plain F.linear
+            and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling())
+
+
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 convolution computed as one GEMM over the channels.
+
+    Same parameters and state-dict keys as ``nn.Conv2d(in, out, 1)``. On a
+    channels-last map the (B, H, W, C) view is contiguous, so the product
+    needs no copy and its output is channels-last again; CPU convolution
+    kernels, by contrast, run 1x1 kernels per image (single thread, batch
+    < 16) and copy the bias in a separate pass.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, C_out, H, W), channels-last; with
+        ``gelu`` the (exact, erf) GELU of that."""
+        weight = self.weight.flatten(1)
+        if _onednn_ok(x):
+            out = torch.ops.mkldnn._linear_pointwise(
+                _nhwc(x), weight, self.bias, 'gelu' if gelu else 'none', [],
+                'none' if gelu else '')
+            return _nchw(out)
+        if _onednn_ok(x, train=True):
+            out = _OneDNNLinear.apply(_nhwc(x).contiguous(), weight,
+                                      self.bias)
+        else:
+            out = F.linear(_nhwc(x), weight, self.bias)
+        # GELU on the plain (B, H, W, C) tensor: on the channels-last
+        # (B, C, H, W) view of the same memory PyTorch's kernel is slower
+        return _nchw(F.gelu(out) if gelu else out)
+
+
+class _FusedResDWConv(ResDWConv):
+    """``x + dwconv(x)`` as one depth-wise convolution whose kernel has 1
+    added at its centre: one pass over the map instead of two, same
+    parameters and gradients (the identity kernel is a constant)."""
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        super().__init__(channels, kernel_size)
+        eye = torch.zeros(1, 1, kernel_size, kernel_size)
+        eye[..., kernel_size // 2, kernel_size // 2] = 1.
+        self.register_buffer('eye', eye, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        conv = self.conv
+        return F.conv2d(x, conv.weight + self.eye.to(conv.weight.dtype),
+                        conv.bias, 1, conv.padding, 1, conv.groups)
+
+
 class ConvMlp(nn.Module):
     """1x1 conv, GELU, residual 3x3 depth-wise conv, 1x1 conv on NCHW maps.
 
@@ -61,15 +176,18 @@ class ConvMlp(nn.Module):
     def __init__(self, in_channels: int, hidden_channels: int,
                  drop: float = 0.) -> None:
         super().__init__()
-        self.fc1 = nn.Conv2d(in_channels, hidden_channels, 1)
+        self.fc1 = PointwiseConv(in_channels, hidden_channels)
         self.act1 = nn.GELU()
-        self.conv = ResDWConv(hidden_channels, 3)
-        self.fc2 = nn.Conv2d(hidden_channels, in_channels, 1)
+        self.conv = _FusedResDWConv(hidden_channels, 3)
+        self.fc2 = PointwiseConv(hidden_channels, in_channels)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
-        x = self.drop(self.act1(self.fc1(x)))
+        if type(self.act1) is nn.GELU and self.act1.approximate == 'none':
+            x = self.drop(self.fc1(x, gelu=True))
+        else:
+            x = self.drop(self.act1(self.fc1(x)))
         x = self.conv(x)
         return self.drop(self.fc2(x))
 
@@ -98,21 +216,24 @@ class Attention(nn.Module):
                              f'{num_heads}')
         self.num_heads = num_heads
         self.scale = qk_scale or (dim // num_heads)**-0.5
-        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=qkv_bias)
+        self.qkv = PointwiseConv(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
-        self.proj = nn.Conv2d(dim, dim, 1)
+        self.proj = PointwiseConv(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
         B, C, H, W = x.shape
-        qkv = self.qkv(x).reshape(B, self.num_heads, 3 * C // self.num_heads,
-                                  H * W).transpose(-1, -2)
-        q, k, v = qkv.chunk(3, dim=-1)  # (B, heads, N, head_dim)
+        heads = self.num_heads
+        # (B, H, W, 3C) -> 3 x (B, heads, N, head_dim), views only.
+        qkv = _nhwc(self.qkv(x)).reshape(B, H * W, heads, 3, C // heads)
+        q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)
         x = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.,
             scale=self.scale)
-        x = x.transpose(-1, -2).reshape(B, C, H, W)
+        # (B, heads, N, hd) -> (B, H, W, C): the fused kernels already
+        # return (B, N, heads, hd) memory, so this is a view there.
+        x = _nchw(x.transpose(1, 2).reshape(B, H, W, C))
         return self.proj_drop(self.proj(x))
 
 
@@ -200,7 +321,9 @@ class StokenAttention(nn.Module):
 
         # Zero padding takes part in the initial super tokens, as officially.
         stokens = F.avg_pool2d(x, (h, w))  # (B, C, hh, ww)
-        pixels = x.reshape(B, C, hh, h, ww, w).permute(0, 2, 4, 3, 5, 1)
+        # (B, hh*ww, h*w, C): one gather, reading whole pixels (C
+        # contiguous) from a channels-last map.
+        pixels = _nhwc(x).reshape(B, hh, h, ww, w, C).transpose(2, 3)
         pixels = pixels.reshape(B, hh * ww, h * w, C)
 
         with torch.no_grad():
@@ -218,13 +341,29 @@ class StokenAttention(nn.Module):
         stokens = _fold3x3(pixels.transpose(-1, -2) @ affinity,
                            (hh, ww)) / (affinity_sum + 1e-12)
         stokens = self.stoken_refine(stokens)
-        # (B, hh*ww, C, h*w): token upsampling with the same affinities.
-        pixels = _unfold3x3(stokens) @ affinity.transpose(-1, -2)
-        pixels = pixels.reshape(B, hh, ww, C, h, w).permute(0, 3, 1, 4, 2, 5)
-        pixels = pixels.reshape(B, C, H, W)
+        # (B, hh*ww, h*w, C): token upsampling with the same affinities,
+        # written back as a channels-last map.
+        pixels = affinity @ _unfold3x3(stokens).transpose(-1, -2)
+        pixels = pixels.reshape(B, hh, ww, h, w, C).transpose(2, 3)
+        pixels = _nchw(pixels.reshape(B, H, W, C))
         if pad_r or pad_b:
             pixels = pixels[:, :, :H0, :W0]
         return pixels
+
+
+class _DropPath(DropPath):
+    """mmcv's ``DropPath`` (same random draws, same ``drop_prob``) with the
+    ``1 / keep_prob`` scale applied to the per-sample mask rather than to
+    the whole map: one pass over the map instead of two."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0. or not self.training:
+            return x
+        keep_prob = 1 - self.drop_prob
+        shape = (x.shape[0], ) + (1, ) * (x.ndim - 1)
+        mask = (keep_prob + torch.rand(shape, dtype=x.dtype,
+                                       device=x.device)).floor_()
+        return x * (mask / keep_prob)
 
 
 class StokenAttentionLayer(nn.Module):
@@ -254,13 +393,13 @@ class StokenAttentionLayer(nn.Module):
                  norm_cfg: Optional[dict] = None) -> None:
         super().__init__()
         norm_cfg = norm_cfg or dict(type='BN')
-        self.pos_embed = ResDWConv(dim, 3)
+        self.pos_embed = _FusedResDWConv(dim, 3)
         self.norm1 = LayerNorm2d(dim, eps=1e-6)
         self.attn = StokenAttention(
             dim, stoken_size=stoken_size, n_iter=n_iter, num_heads=num_heads,
             qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop,
             proj_drop=drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. \
+        self.drop_path = _DropPath(drop_path) if drop_path > 0. \
             else nn.Identity()
         self.norm2 = build_norm_layer(norm_cfg, dim)[1]
         self.mlp2 = ConvMlp(dim, int(dim * mlp_ratio), drop=drop)
@@ -274,14 +413,24 @@ class StokenAttentionLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
         x = self.pos_embed(x)
-        attn = self.attn(self.norm1(x))
-        if self.layer_scale:
-            attn = self.gamma_1 * attn
-        x = x + self.drop_path(attn)
-        mlp = self.mlp2(self.norm2(x))
-        if self.layer_scale:
-            mlp = self.gamma_2 * mlp
-        return x + self.drop_path(mlp)
+        # drop_path (a per-sample scale) commutes with the per-channel layer
+        # scale; in eval mode it is the identity and _residual fuses the rest
+        x = _residual(x, self.drop_path(self.attn(self.norm1(x))),
+                      self.gamma_1 if self.layer_scale else None)
+        return _residual(x, self.drop_path(self.mlp2(self.norm2(x))),
+                         self.gamma_2 if self.layer_scale else None)
+
+
+def _residual(x: torch.Tensor, branch: torch.Tensor,
+              gamma: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``x + gamma * branch`` (``gamma`` None: 1). Without autograd it is
+    written into ``branch``, a fresh tensor of the block, instead of
+    allocating one or two more maps."""
+    if torch.is_grad_enabled():
+        return x + (branch if gamma is None else gamma * branch)
+    if gamma is not None:
+        branch = branch.mul_(gamma)
+    return branch.add_(x)
 
 
 class PatchEmbed(nn.Module):
@@ -551,6 +700,10 @@ class STViT(BaseModule):
                 f'STViT expects (B, {self.in_channels}, H, W) input, got '
                 f'{tuple(x.shape)}; set in_channels={x.shape[1] if x.dim() == 4 else "?"} '
                 'or fix the data pipeline')
+        # Channels-last throughout: LayerNorm over C and the 1x1 convs work
+        # on the contiguous (B, H, W, C) view, and CPU depth-wise
+        # convolutions are faster in it.
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.pos_drop(self.patch_embed(x))
         outs = []
         last = max(self.out_indices)
@@ -561,7 +714,8 @@ class STViT(BaseModule):
                 else:
                     x = blk(x)
             if i in self.out_indices:
-                outs.append(x)
+                # the usual NCHW layout for necks and heads
+                outs.append(x.contiguous())
             if i == last:
                 # Later stages would only cost time (and leave DDP with
                 # parameters that get no gradient).
