@@ -1,0 +1,156 @@
+"""Benchmark tool: CLI outputs, comparison with the official code, sweep plot,
+and gradient checkpointing's memory saving (no timing assertions)."""
+import csv
+import json
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+from swat_mm.apis import benchmark as bm
+from swat_mm.models.backbones.stvit import STViT
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+OFFICIAL_STVIT = os.environ.get('SWAT_MM_OFFICIAL_STVIT',
+                                '/work/official/STViT')
+TINY = dict(embed_dims=[16, 32, 48, 64], depths=[1, 1, 2, 1],
+            num_heads=[1, 2, 3, 4])
+
+
+def test_cli_writes_csv_and_json(tmp_path):
+    """One backbone on a tiny input in a fresh process: the table's
+    columns in the CSV, rows and the GEMM rate in the JSON."""
+    from tools.analysis_tools.benchmark import main
+    out = str(tmp_path / 'res')
+    assert main(['--backbone', 'stvit-small', '--shape', '32', '--batch',
+                 '1', '--warmup', '0', '--repeats', '2', '--threads', '1',
+                 '--gemm', '--out', out]) == 0
+    with open(out + '.csv') as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames[:len(bm.COLUMNS)] == bm.COLUMNS
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row['model'], row['impl'], row['mode'], row['dtype']) == (
+        'stvit-small', 'ours', 'infer', 'fp32')
+    assert (int(row['height']), int(row['width']), int(row['batch']),
+            int(row['threads'])) == (32, 32, 1, 1)
+    med = float(row['latency_ms_median'])
+    assert float(row['latency_ms_min']) <= med <= float(
+        row['latency_ms_p75'])
+    assert float(row['images_per_s']) == pytest.approx(1e3 / med)
+    # its own process: the peak is its own, above what it held before
+    assert row['mem_kind'] == 'rss'
+    assert float(row['peak_mem_mb']) >= float(row['mem_before_mb']) > 0
+    with open(out + '.json') as f:
+        result = json.load(f)
+    assert result['rows'][0]['latency_ms_median'] == pytest.approx(med)
+    assert result['gemm_gflops'] > 0
+
+
+def test_model_specs_and_errors():
+    assert bm.resolve_model('stvit-base').cfg == dict(type='STViT',
+                                                      arch='base')
+    assert bm.resolve_model('swat_mm.STViT:large').cfg['arch'] == 'large'
+    with pytest.raises(KeyError, match='Unknown model'):
+        bm.resolve_model('NoSuchNet:tiny')
+    with pytest.raises(ValueError, match='exactly one'):
+        bm.make_job()
+    with pytest.raises(ValueError, match='needs its path'):
+        bm.make_job(model='stvit-small', impls=('ours', 'official'))
+    with pytest.raises(ValueError, match='mode'):
+        bm.make_job(model='stvit-small', mode='fit')
+
+
+@pytest.mark.skipif(
+    not osp.isfile(osp.join(OFFICIAL_STVIT, 'models', 'stvit.py')),
+    reason=f'no clone of hhb072/STViT at {OFFICIAL_STVIT} (set '
+    'SWAT_MM_OFFICIAL_STVIT); CI has none')
+@pytest.mark.parametrize('mode', ['infer', 'train'])
+def test_comparison_with_official_stvit(mode):
+    """Ours and the official STViT-S on the same weights agree (padding
+    size), and the interleaved timing gives a speed-up per pair."""
+    pytest.importorskip('timm')
+    result = bm.run_job(bm.make_job(
+        model='stvit-small', size=(40, 56), batch=1, mode=mode, warmup=0,
+        repeats=2, threads=1, official=OFFICIAL_STVIT,
+        impls=('ours', 'official')))
+    ours, official = result['rows']
+    assert (ours['impl'], official['impl']) == ('ours', 'official')
+    assert ours['outputs_match'] is True
+    assert ours['max_abs_diff'] < 1e-3
+    assert ours['speedup_p25'] <= ours['speedup_vs_official'] <= \
+        ours['speedup_p75']
+    # two models in one process: no peak is claimed for either
+    assert ours['peak_mem_mb'] is None and official['peak_mem_mb'] is None
+
+
+@pytest.mark.skipif(
+    not osp.isfile(osp.join(OFFICIAL_STVIT, 'models', 'stvit.py')),
+    reason=f'no clone of hhb072/STViT at {OFFICIAL_STVIT}')
+def test_official_build_detects_different_weights():
+    """The check the comparison relies on: a changed weight shows."""
+    pytest.importorskip('timm')
+    torch.manual_seed(0)
+    ours = STViT(arch=dict(TINY, layer_scale=[False, True, True, False]),
+                 stoken_size=(4, 2, 1, 1), n_iter=(2, 1, 1, 1)).eval()
+    official = bm.build_official_stvit(OFFICIAL_STVIT, ours).eval()
+    x = torch.randn(1, 3, 45, 38)
+    with torch.no_grad():
+        a, b = ours(x)[-1], official(x)
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        official.model.layers[0].blocks[0].mlp2.fc2.bias.add_(1e-2)
+        assert not torch.allclose(ours(x)[-1], official(x), rtol=1e-4,
+                                  atol=1e-5)
+
+
+def test_sweep_plot_png(tmp_path):
+    """Rows at two sizes (measured here, in-process) plot to a PNG."""
+    rows = []
+    for size in ((32, 32), (48, 64)):
+        rows += bm.run_job(bm.make_job(model='stvit-small', size=size,
+                                       warmup=0, repeats=1))['rows']
+    rows.append(dict(rows[0], impl='official', note='official: 224 only'))
+    path = bm.plot_sweep(rows, str(tmp_path / 'sweep.png'), title='test')
+    with open(path, 'rb') as f:
+        data = f.read()
+    assert data[:8] == b'\x89PNG\r\n\x1a\n'
+    assert len(data) < 300 * 1024
+
+
+def test_train_step_updates_weights():
+    torch.manual_seed(0)
+    model = STViT(arch=TINY, drop_path_rate=0.)
+    before = [p.detach().clone() for p in model.parameters()]
+    step = bm.make_step(model, torch.randn(2, 3, 32, 32), 'train')
+    step()
+    assert model.training
+    assert all(not torch.equal(a, p) for a, p in zip(before,
+                                                     model.parameters()))
+
+
+def _saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct tensors autograd keeps for backward."""
+    seen = {}
+
+    def pack(t):
+        seen[(t.untyped_storage().data_ptr(), t.dtype)] = \
+            t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    sum(o.mean() for o in out).backward()
+    return sum(seen.values())
+
+
+def test_with_cp_keeps_fewer_tensors_for_backward():
+    """Gradient checkpointing (deterministic, not timed): each block keeps
+    only its input, so the saved bytes drop by most."""
+    torch.manual_seed(0)
+    kwargs = dict(arch=TINY, stoken_size=(4, 2, 1, 1), drop_path_rate=0.)
+    x = torch.randn(2, 3, 64, 64)
+    plain = _saved_bytes(STViT(**kwargs).train(), x)
+    cp = _saved_bytes(STViT(with_cp=True, **kwargs).train(), x)
+    assert cp < 0.5 * plain, (cp, plain)
