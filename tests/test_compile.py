@@ -87,7 +87,10 @@ def build(case):
     importlib.import_module(module)
     from swat_mm.registry import MODELS
     torch.manual_seed(0)
-    return MODELS.build(dict(cfg)), torch.randn(*shape)
+    # scoped type: other test modules leave mmdet/mmseg/mmpretrain as the
+    # process's default scope
+    cfg = dict(cfg, type='swat_mm.' + cfg['type'])
+    return MODELS.build(cfg), torch.randn(*shape)
 
 
 def _flat(out):
