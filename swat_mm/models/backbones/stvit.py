@@ -40,21 +40,16 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from swat_mm.registry import MODELS
 from ..layers import LayerNorm2d, ResDWConv
-
-IntPair = Union[int, Tuple[int, int]]
-
-
-def _pair(v: IntPair) -> Tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
+from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
+                   check_stage_lengths, freeze, init_official, parse_arch,
+                   per_stage)
+from .base import pair as _pair
 
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, H, W, C) view; free for a channels-last map."""
@@ -480,7 +475,7 @@ class BasicLayer(nn.Module):
 
 
 @MODELS.register_module()
-class STViT(BaseModule):
+class STViT(StagedBackboneMixin, BaseModule):
     """STViT backbone.
 
     Args:
@@ -569,28 +564,13 @@ class STViT(BaseModule):
                                              [False] * num_stages)
         ls_init = self.arch_settings.get('layer_scale_init_value', 1e-5)
 
-        stoken_size = self._per_stage(stoken_size, num_stages, 'stoken_size')
-        n_iter = self._per_stage(n_iter, num_stages, 'n_iter')
+        stoken_size = per_stage(stoken_size, num_stages, 'stoken_size')
+        n_iter = per_stage(n_iter, num_stages, 'n_iter')
         self.stoken_size = [_pair(s) for s in stoken_size]
         self.n_iter = list(n_iter)
 
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        normalized = []
-        for i in out_indices:
-            if not -num_stages <= i < num_stages:
-                raise ValueError(
-                    f'out_indices {tuple(out_indices)}: {i} is out of range '
-                    f'for {num_stages} stages; use 0..{num_stages - 1} or '
-                    'negative indices from the end')
-            normalized.append(i % num_stages)
-        self.out_indices = tuple(normalized)
-        if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], '
-                             f'got {frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
+                                num_stages)
         self.in_channels = in_channels
         self.num_stages = num_stages
         self.embed_dims = embed_dims
@@ -620,67 +600,21 @@ class STViT(BaseModule):
 
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        settings = parse_arch('STViT', arch, cls.arch_zoo, cls._required_keys,
+                              cls._optional_keys)
         if isinstance(arch, str):
-            key = arch.lower()
-            if key not in cls.arch_zoo:
-                raise ValueError(
-                    f'Unknown STViT arch {arch!r}; choose one of '
-                    f'{sorted(set(cls.arch_zoo))} or pass a dict with '
-                    f'{sorted(cls._required_keys)}')
-            return dict(cls.arch_zoo[key])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
-        missing = cls._required_keys - set(arch)
-        if missing:
-            raise ValueError(
-                f'Custom STViT arch is missing {sorted(missing)}; it needs '
-                f'{sorted(cls._required_keys)} and may have '
-                f'{sorted(cls._optional_keys)}')
-        unknown = set(arch) - cls._required_keys - cls._optional_keys
-        if unknown:
-            raise ValueError(f'Custom STViT arch has unknown keys '
-                             f'{sorted(unknown)}; allowed: '
-                             f'{sorted(cls._required_keys | cls._optional_keys)}')
-        lengths = {k: len(arch[k]) for k in cls._required_keys}
-        if 'layer_scale' in arch:
-            lengths['layer_scale'] = len(arch['layer_scale'])
-        if len(set(lengths.values())) != 1:
-            raise ValueError(f'Custom STViT arch: per-stage lists differ in '
-                             f'length: {lengths}')
-        for dim, heads in zip(arch['embed_dims'], arch['num_heads']):
-            if dim % heads:
-                raise ValueError(f'Custom STViT arch: embed_dims {dim} is not '
-                                 f'divisible by num_heads {heads}')
-        return dict(arch)
-
-    @staticmethod
-    def _per_stage(value, num_stages: int, name: str) -> list:
-        if isinstance(value, int):
-            return [value] * num_stages
-        value = list(value)
-        if len(value) != num_stages:
-            raise ValueError(f'{name} needs one entry per stage '
-                             f'({num_stages}), got {value}')
-        return value
+            return settings
+        check_stage_lengths('STViT', arch, cls._required_keys
+                            | ({'layer_scale'} & set(arch)))
+        check_heads('STViT', arch['embed_dims'], arch['num_heads'])
+        return settings
 
     def _freeze_stages(self) -> None:
         frozen: List[nn.Module] = []
         if self.frozen_stages >= 0:
             frozen.append(self.patch_embed)
         frozen += list(self.layers[:max(self.frozen_stages, 0)])
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'STViT':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        freeze(frozen)
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -688,18 +622,11 @@ class STViT(BaseModule):
             return
         # The official init: LayerNorm to (1, 0), convs and BatchNorm keep
         # PyTorch's defaults.
-        for m in self.modules():
-            if isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_official(self)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'STViT expects (B, {self.in_channels}, H, W) input, got '
-                f'{tuple(x.shape)}; set in_channels={x.shape[1] if x.dim() == 4 else "?"} '
-                'or fix the data pipeline')
+        check_input(x, self.in_channels, 'STViT')
         # Channels-last throughout: LayerNorm over C and the 1x1 convs work
         # on the contiguous (B, H, W, C) view, and CPU depth-wise
         # convolutions are faster in it.
@@ -709,10 +636,7 @@ class STViT(BaseModule):
         last = max(self.out_indices)
         for i, layer in enumerate(self.layers):
             for blk in layer.blocks:
-                if self.with_cp and torch.is_grad_enabled():
-                    x = cp.checkpoint(blk, x, use_reentrant=False)
-                else:
-                    x = blk(x)
+                x = self._run_block(blk, x)
             if i in self.out_indices:
                 # the usual NCHW layout for necks and heads
                 outs.append(x.contiguous())
