@@ -533,3 +533,135 @@ def test_head_registered_in_scope():
     head = MODELS.build(dict(type='swat_mm.SVTClsHead', num_classes=4,
                              in_channels=8, num_heads=2))
     assert isinstance(head, SVTClsHead) and not hasattr(head, 'aux_head')
+
+
+# ------------------------------------------------------ fast paths (issue 5)
+DTCWT_SIZES = [(16, 16), (15, 17), (5, 3), (2, 2), (1, 1), (7, 30), (56, 56)]
+
+
+@pytest.mark.parametrize('size', DTCWT_SIZES)
+def test_gemm_dtcwt_equals_pytorch_wavelets(size):
+    """The GEMM transforms equal pytorch_wavelets' (float64, 1e-12), odd
+    and tiny maps (many reflections) included; the inverse recovers the
+    map."""
+    from pytorch_wavelets import DTCWTForward, DTCWTInverse
+
+    from swat_mm.models.layers.dtcwt import (dtcwt_j1_forward,
+                                             dtcwt_j1_inverse, parity_order)
+    xfm = DTCWTForward(J=1, biort='near_sym_b', qshift='qshift_b').double()
+    ifm = DTCWTInverse(biort='near_sym_b', qshift='qshift_b').double()
+    H, W = size
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, H, W, dtype=torch.float64)
+    low_ref, highs = xfm(x)
+    low, high = dtcwt_j1_forward(x.permute(0, 2, 3, 1), xfm.h0o, xfm.h1o)
+    B, _, h, _, w, C = low.shape
+    natural = low.reshape(B, 2 * h, 2 * w, C)
+    natural = natural[:, np.argsort(parity_order(2 * h))][
+        :, :, np.argsort(parity_order(2 * w))]
+    assert torch.allclose(natural.permute(0, 3, 1, 2), low_ref, atol=1e-12)
+    # ours (B, h, w, 6, 2, C); pytorch_wavelets (B, C, 6, h, w, 2)
+    assert torch.allclose(high.permute(0, 5, 3, 1, 2, 4), highs[0],
+                          atol=1e-12)
+    out = dtcwt_j1_inverse(low, high, ifm.g0o, ifm.g1o, (H, W))
+    expected = ifm((low_ref, highs))[:, :, :H, :W]
+    assert torch.allclose(out.permute(0, 3, 1, 2), expected, atol=1e-12)
+    assert torch.allclose(out.permute(0, 3, 1, 2), x, atol=1e-5)
+
+
+def test_gemm_dtcwt_gradients():
+    from swat_mm.models.layers.dtcwt import dtcwt_j1_forward, dtcwt_j1_inverse
+    mix = SpectralChannelMixing(4, 4).double()
+    x = torch.randn(1, 5, 6, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x: dtcwt_j1_forward(x, mix.xfm.h0o, mix.xfm.h1o), (x, ))
+    low = torch.randn(1, 2, 3, 2, 3, 2, dtype=torch.float64,
+                      requires_grad=True)
+    high = torch.randn(1, 3, 3, 6, 2, 2, dtype=torch.float64,
+                       requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda lo, hi: dtcwt_j1_inverse(lo, hi, mix.ifm.g0o, mix.ifm.g1o,
+                                        (5, 6)), (low, high))
+
+
+@pytest.mark.parametrize('shape,filter_size', [
+    ((2, 16, 16, 16), 16), ((2, 8, 15, 17), 16), ((1, 8, 1, 1), 4),
+    ((2, 64, 56, 56), 56)])
+def test_gemm_spectral_mixing_matches_reference(shape, filter_size):
+    """impl='gemm' gives the official formulation's outputs and the same
+    gradients for the input and every parameter (fp32; 1e-5 of each
+    tensor's scale)."""
+    torch.manual_seed(0)
+    mix = SpectralChannelMixing(shape[1], filter_size)
+    x = torch.randn(*shape, requires_grad=True)
+    results = []
+    for impl in ('reference', 'gemm'):
+        mix.impl = impl
+        out = mix(x)
+        grads = torch.autograd.grad(
+            (out * torch.cos(torch.arange(out.numel()).view_as(out))).sum(),
+            [x] + list(mix.parameters()))
+        results.append([out] + list(grads))
+    for ref, got in zip(*results):
+        # (+1e-9: at 1x1 some gradients are rounding noise around zero)
+        err = (got - ref).abs().max().item()
+        assert err <= 1e-5 * ref.abs().max().item() + 1e-9, err
+    with pytest.raises(ValueError, match="impl must be 'gemm' or"):
+        SpectralChannelMixing(8, 4, impl='fft')
+
+
+def test_spectral_impls_agree_in_the_backbone():
+    torch.manual_seed(0)
+    ref = SVT(spectral_impl='reference', **TINY_KW).eval()
+    fast = SVT(spectral_impl='gemm', **TINY_KW).eval()
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        a, b = ref(x), fast(x)
+    for u, v in zip(a, b):
+        assert torch.allclose(u, v, rtol=1e-4, atol=1e-5 * v.abs().max())
+
+
+def test_spectral_mixing_transforms_in_fp32_under_autocast():
+    """Under bf16 autocast the mixing's complex maps run in bf16 but the
+    transforms stay fp32: the output dtype follows the input and stays
+    close to the fp32 result."""
+    torch.manual_seed(0)
+    mix = SpectralChannelMixing(16, 16)
+    x = torch.randn(2, 16, 16, 16)
+    with torch.no_grad():
+        expected = mix(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            got = mix(x)
+    assert got.dtype == torch.float32
+    err = (got - expected).abs().max() / expected.abs().max()
+    assert err < 2e-2, err.item()
+
+
+def test_onednn_feed_forward_matches_plain_ops():
+    """The fused oneDNN linear/conv+GELU path of the FFN (inference) and its
+    training path (fused-bias forward, usual backward) against the plain
+    ops, outputs and gradients."""
+    from swat_mm.models.backbones.svt import FFN
+    from swat_mm.models.layers.onednn import HAS_ONEDNN
+    if not HAS_ONEDNN:
+        pytest.skip('this PyTorch has no oneDNN fused ops')
+    torch.manual_seed(0)
+    ffn = FFN(16, 64)
+    x = torch.randn(2, 7 * 9, 16)
+
+    def plain(x):
+        h = ffn.fc1(x)
+        h = ffn.dwconv.dwconv(h.transpose(1, 2).reshape(2, 64, 7, 9))
+        return ffn.fc2(nn.functional.gelu(h).flatten(2).transpose(1, 2))
+
+    with torch.no_grad():
+        assert torch.allclose(ffn(x, 7, 9), plain(x), atol=1e-6)
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    grads = []
+    for fn, xi in zip((lambda v: ffn(v, 7, 9), plain), xs):
+        out = fn(xi)
+        grads.append(torch.autograd.grad(out.square().sum(),
+                                         [xi] + list(ffn.parameters())))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -30,6 +30,17 @@ Deviations from the official code:
   the width (64/96 -> 56x56, 128/192 -> 28x28) and fails at any other input;
   here the size follows ``img_size`` and the stage's stride for any width.
 * Attention runs through ``F.scaled_dot_product_attention`` (same function).
+* Speed-only code paths (same outputs up to fp32 rounding, tested against
+  the official formulation): the DTCWT and its inverse as matrix products
+  on channels-last maps and the two complex block-diagonal maps as two
+  dense GEMMs on [real; imag] rows (``spectral_impl='gemm'``, the default;
+  ``'reference'`` runs pytorch_wavelets and per-block einsums as the
+  official code does); no NCHW round trip around the spectral mixing; on
+  CPU in fp32 the linears add their bias in oneDNN's GEMM epilogue and the
+  feed-forward's depth-wise conv applies GELU in its epilogue
+  (:mod:`swat_mm.models.layers.onednn`). The spectral path runs under
+  ``torch.compile`` without graph breaks, which pytorch_wavelets' autograd
+  Functions prevent.
 * Dense prediction: ``out_indices`` returns the stage maps as NCHW. Stages
   before the last are returned after their LayerNorm ``norm{i}`` (the
   official model feeds exactly that into the next stage); the last stage is
@@ -50,6 +61,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from swat_mm.registry import MODELS
+from ..layers.onednn import conv2d_gelu, linear
 from ..layers.spectral import SpectralChannelMixing
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
                    check_stage_lengths, freeze, init_official, parse_arch)
@@ -87,12 +99,17 @@ class FFN(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.dwconv = DWConv(hidden_dim)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """(B, H*W, C) -> (B, H*W, C)."""
-        return self.fc2(self.act(self.dwconv(self.fc1(x), H, W)))
+        x = linear(x, self.fc1)
+        B, N, C = x.shape
+        # the tokens as a channels-last (B, C, H, W) view; the conv's
+        # output is channels-last too, so the way back is a view as well
+        x = conv2d_gelu(x.transpose(1, 2).reshape(B, C, H, W),
+                        self.dwconv.dwconv)
+        return linear(x.flatten(2).transpose(1, 2), self.fc2)
 
 
 class Attention(nn.Module):
@@ -114,11 +131,12 @@ class Attention(nn.Module):
         """(B, N, C) -> (B, N, C)."""
         B, N, C = x.shape
         heads = self.num_heads
-        q = self.q(x).reshape(B, N, heads, C // heads).transpose(1, 2)
-        kv = self.kv(x).reshape(B, N, 2, heads, C // heads)
+        q = linear(x, self.q).reshape(B, N, heads, C // heads)
+        q = q.transpose(1, 2)
+        kv = linear(x, self.kv).reshape(B, N, 2, heads, C // heads)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, N, d) each
         x = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+        return linear(x.transpose(1, 2).reshape(B, N, C), self.proj)
 
 
 class ScatterMixing(SpectralChannelMixing):
@@ -127,9 +145,7 @@ class ScatterMixing(SpectralChannelMixing):
     def forward(self, x: torch.Tensor, H: int,  # type: ignore[override]
                 W: int) -> torch.Tensor:
         B, N, C = x.shape
-        x = x.reshape(B, H, W, C).permute(0, 3, 1, 2)
-        x = super().forward(x)
-        return x.permute(0, 2, 3, 1).reshape(B, N, C)
+        return self.forward_nhwc(x.reshape(B, H, W, C)).reshape(B, N, C)
 
 
 class Block(nn.Module):
@@ -138,12 +154,13 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float,
                  scatter: bool, filter_size: Tuple[int, int],
-                 num_blocks: int = 4, drop_path: float = 0.) -> None:
+                 num_blocks: int = 4, drop_path: float = 0.,
+                 spectral_impl: str = 'gemm') -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn: nn.Module = ScatterMixing(
-            dim, filter_size, num_blocks) if scatter else \
-            Attention(dim, num_heads)
+            dim, filter_size, num_blocks, impl=spectral_impl) if scatter \
+            else Attention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = FFN(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path) if drop_path > 0. \
@@ -217,6 +234,9 @@ class SVT(StagedBackboneMixin, BaseModule):
             rest use attention). 1 in the released code, 2 in the paper's
             figures.
         num_blocks: diagonal blocks of the complex high-pass maps.
+        spectral_impl: ``'gemm'`` (default, fast) or ``'reference'`` (the
+            official formulation with pytorch_wavelets); same outputs up to
+            fp32 rounding, see :mod:`swat_mm.models.layers.dtcwt`.
         drop_path_rate: stochastic depth, linear over all blocks (official
             recipes: 0.1 for h-small/h-base, 0.3 for h-large).
         norm_cfg: the stem's batch norms (``dict(type='SyncBN')`` for
@@ -271,6 +291,7 @@ class SVT(StagedBackboneMixin, BaseModule):
                  img_size: IntPair = 224,
                  num_scatter_stages: int = 1,
                  num_blocks: int = 4,
+                 spectral_impl: str = 'gemm',
                  drop_path_rate: float = 0.1,
                  norm_cfg: dict = dict(type='BN'),
                  out_indices: Union[int, Sequence[int]] = (-1, ),
@@ -306,6 +327,7 @@ class SVT(StagedBackboneMixin, BaseModule):
         self.in_channels = in_channels
         self.num_stages = num_stages
         self.num_scatter_stages = num_scatter_stages
+        self.num_blocks = num_blocks
         self.embed_dims = embed_dims
         self.img_size = (img_h, img_w)
 
@@ -329,7 +351,8 @@ class SVT(StagedBackboneMixin, BaseModule):
                 Block(embed_dims[i], num_heads[i], mlp_ratios[i],
                       scatter=i < num_scatter_stages,
                       filter_size=self.filter_sizes[i],
-                      num_blocks=num_blocks, drop_path=dpr[first + j])
+                      num_blocks=num_blocks, drop_path=dpr[first + j],
+                      spectral_impl=spectral_impl)
                 for j in range(depths[i])
             ])
             setattr(self, f'patch_embed{i + 1}', patch_embed)
