@@ -154,3 +154,38 @@ def test_with_cp_keeps_fewer_tensors_for_backward():
     plain = _saved_bytes(STViT(**kwargs).train(), x)
     cp = _saved_bytes(STViT(with_cp=True, **kwargs).train(), x)
     assert cp < 0.5 * plain, (cp, plain)
+
+
+OFFICIAL_SVT = os.environ.get('SWAT_MM_OFFICIAL_SVT', '/work/official/svt')
+# the official SVT only has spectral filters for 64/96 channels at 56 x 56
+SVT_SMALL_ARCH = dict(stem_channels=8, embed_dims=[64, 16, 24, 32],
+                      depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4],
+                      mlp_ratios=[2, 2, 2, 2])
+
+
+@pytest.mark.skipif(not osp.isfile(osp.join(OFFICIAL_SVT, 'svt.py')),
+                    reason=f'no clone of badripatro/svt at {OFFICIAL_SVT} '
+                    '(set SWAT_MM_OFFICIAL_SVT); CI has none')
+@pytest.mark.parametrize('mode', ['infer', 'train'])
+def test_comparison_with_official_svt(mode):
+    """Ours (GEMM DTCWT, fused FFN) and the official SVT on the same
+    weights agree at 224, in inference and in the training step's
+    forward."""
+    pytest.importorskip('timm')
+    result = bm.run_job(bm.make_job(
+        model='svt-h-small', batch=1, mode=mode, warmup=0, repeats=1,
+        threads=1, official=OFFICIAL_SVT, impls=('ours', 'official'),
+        model_kwargs=dict(arch=SVT_SMALL_ARCH, drop_path_rate=0.)))
+    ours, official = result['rows']
+    assert ours['outputs_match'] is True
+    assert ours['max_abs_diff'] < 1e-3
+    assert official['note'].startswith('official SVT: 224x224 only')
+
+
+def test_official_svt_only_where_it_exists():
+    from swat_mm.models.backbones.svt import SVT
+    assert not bm.official_runs_at('svt-h-small', (512, 512))
+    assert bm.official_runs_at('svt-h-small', (224, 224))
+    ours = SVT(arch=SVT_SMALL_ARCH, num_scatter_stages=2)
+    with pytest.raises(ValueError, match='one scatter stage'):
+        bm.build_official_svt(OFFICIAL_SVT, ours)
