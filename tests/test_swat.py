@@ -95,8 +95,10 @@ def test_tokenizer_fold_layout():
     assert (hg, wg) == (5, 3) == tok.grid_size((40, 24))
     ref = tok.proj22(tok.act(tok.proj21(x)))  # (1, 2, 20, 12)
     r, s, ci, i, j = 3, 1, 1, 2, 3
-    assert torch.equal(tokens[0, r * wg + s, ci * 16 + i * 4 + j],
-                       ref[0, ci, r * 4 + i, s * 4 + j])
+    # (the fast path's GEMM sums in another order than the conv: rtol 1e-5)
+    torch.testing.assert_close(tokens[0, r * wg + s, ci * 16 + i * 4 + j],
+                               ref[0, ci, r * 4 + i, s * 4 + j],
+                               rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('size', [(333, 517), (64, 64), (97, 33)])
@@ -389,3 +391,143 @@ def test_cli_converts_and_refuses(tmp_path, monkeypatch, capsys):
     model = SWATViT(arch='deit-tiny', out_indices=(2, 5, 8, 11),
                     out_type='featmap')
     model.load_state_dict(saved, strict=True)
+
+
+# ------------------------------------------------- fast paths (performance) --
+def _reference_attention_projections(attn, x):
+    """The official two-branch formulation of SWATAttention's projections:
+    (linear(x) + per-token conv(x)) / 2, conv on (B*N, c, h, w) maps."""
+    from swat_mm.models.layers import layout_to_tokens, tokens_to_layout
+    B = x.shape[0]
+    qkv = (attn.qkv_linear(x) + layout_to_tokens(
+        attn.qkv(tokens_to_layout(x, *attn.layout)), B)) * 0.5
+    out = (attn.proj_linear(x) + layout_to_tokens(
+        attn.proj(tokens_to_layout(x, *attn.layout)), B)) * 0.5
+    return qkv, out
+
+
+@pytest.mark.parametrize('layout,k', [((2, 4, 4), 3), ((3, 8, 8), 5),
+                                      ((6, 8, 8), 3), ((24, 2, 2), 1)])
+def test_token_conv_matrix_is_the_conv(layout, k):
+    """The per-token conv as a matrix holds exactly the conv's weights and
+    gives the conv at float64 to 1e-12."""
+    from swat_mm.models.layers.swat_mixing import token_conv_matrix
+    c, h, w = layout
+    torch.manual_seed(0)
+    weight = torch.randn(3 * c, c, k, k, dtype=torch.float64)
+    m = token_conv_matrix(weight, h, w)
+    assert m.shape == (3 * c * h * w, c * h * w)
+    # every entry is one kernel weight or zero (exact), each weight used
+    vals = set(weight.flatten().tolist()) | {0.}
+    assert set(m.flatten().tolist()) <= vals
+    x = torch.randn(5, c * h * w, dtype=torch.float64)
+    ref = torch.nn.functional.conv2d(x.view(5, c, h, w), weight,
+                                     padding=k // 2).flatten(1)
+    torch.testing.assert_close(x @ m.T, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('dtype,tol', [(torch.float64, 1e-10),
+                                       (torch.float32, 1e-5)])
+def test_fused_attention_projections_match_two_branch_form(dtype, tol):
+    """SWATAttention's fused GEMM projections equal the official
+    (linear + conv) / 2, in values and in gradients; the inference cache
+    follows in-place weight changes."""
+    from swat_mm.models.layers import SWATAttention
+    torch.manual_seed(0)
+    attn = SWATAttention(3, 4, 4, kernel_size=3, num_heads=3).to(dtype)
+    x = torch.randn(2, 7, 48, dtype=dtype, requires_grad=True)
+    ref_qkv, ref_out = _reference_attention_projections(attn, x)
+    qkv = attn.project_qkv(x)  # (3, B, heads, N, hd)
+    fused_qkv = qkv.permute(1, 3, 0, 2, 4).reshape(2, 7, 144)
+    torch.testing.assert_close(fused_qkv, ref_qkv, rtol=tol, atol=tol)
+    a = x.view(2, 7, 3, 16).transpose(1, 2)  # an attention output
+    fused_out = attn.project_out(a)
+    torch.testing.assert_close(fused_out, ref_out, rtol=tol, atol=tol)
+    grads = torch.autograd.grad((fused_qkv.sin().sum() + fused_out.sum()),
+                                [x] + list(attn.parameters()))
+    ref_grads = torch.autograd.grad((ref_qkv.sin().sum() + ref_out.sum()),
+                                    [x] + list(attn.parameters()))
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=tol, atol=tol)
+    with torch.no_grad():
+        first = attn.project_qkv(x)
+        assert torch.equal(attn.project_qkv(x), first)  # cached matrix
+        attn.qkv.weight.add_(0.1)
+        ref_qkv, _ = _reference_attention_projections(attn, x)
+        again = attn.project_qkv(x).permute(1, 3, 0, 2, 4).reshape(2, 7, 144)
+        torch.testing.assert_close(again, ref_qkv, rtol=tol, atol=tol)
+        assert not torch.allclose(again.reshape(-1), first.permute(
+            1, 3, 0, 2, 4).reshape(-1), atol=1e-3)
+
+
+def test_conv_mlp_channels_last_path_matches_nchw():
+    """The conv MLP on a channels-last view (GEMMs over the rows) equals
+    the NCHW convolution path, outputs and gradients (fp32, rtol 1e-5)."""
+    from swat_mm.models.layers import SWATConvMlp
+    torch.manual_seed(0)
+    mlp = SWATConvMlp(24, 48, kernel_size=5)
+    x = torch.randn(2, 24, 6, 7)
+    x_cl = x.permute(0, 2, 3, 1).contiguous().requires_grad_()
+    x_nchw = x.clone().requires_grad_()
+    fast = mlp(x_cl.permute(0, 3, 1, 2))  # channels-last view: fast path
+    ref = mlp(x_nchw)  # contiguous NCHW: the convolutions
+    assert fast.permute(0, 2, 3, 1).is_contiguous()
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    fast.square().sum().backward()
+    fast_grads = [p.grad.clone() for p in mlp.parameters()]
+    mlp.zero_grad()
+    ref.square().sum().backward()
+    torch.testing.assert_close(x_cl.grad.permute(0, 3, 1, 2), x_nchw.grad,
+                               rtol=1e-5, atol=1e-5)
+    for g, p in zip(fast_grads, mlp.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # the oneDNN fused bias+GELU GEMMs
+        torch.testing.assert_close(mlp(x_cl.permute(0, 3, 1, 2)),
+                                   mlp(x_nchw), rtol=1e-5, atol=1e-5)
+
+
+def _reference_forward(model, x, monkeypatch):
+    """``model(x)`` through the reference (official) formulation: the fast
+    paths step aside while the jit tracer runs (FLOP counting)."""
+    with monkeypatch.context() as m:
+        m.setattr(torch.jit, 'is_tracing', lambda: True)
+        return model(x)
+
+
+@pytest.mark.parametrize('dtype,tol,gtol', [(torch.float64, 1e-10, 1e-9),
+                                            (torch.float32, 1e-5, 1e-3)])
+@pytest.mark.parametrize('family', ['vit', 'mixer', 'resmlp'])
+def test_fast_paths_match_reference_formulation(family, dtype, tol, gtol,
+                                                monkeypatch):
+    """Whole backbones: fast paths (fused projections, channels-last conv
+    MLPs, channels-last tokenizer) against the reference formulation, in
+    eval (cached matrices) and with gradients."""
+    torch.manual_seed(0)
+    if family == 'vit':
+        model = SWATViT(arch=VIT_TINY, img_size=32, out_type='featmap')
+    elif family == 'mixer':
+        model = SWATMixer(arch=MIXER_TINY, img_size=32)
+    else:
+        model = SWATResMLP(arch=RESMLP_TINY, img_size=32)
+    model = model.to(dtype)
+    x = torch.randn(2, 3, 32, 32, dtype=dtype)
+    model.eval()
+    with torch.no_grad():
+        ref = _reference_forward(model, x, monkeypatch)[-1]
+        fast = model(x)[-1]
+        torch.testing.assert_close(fast, ref, rtol=tol, atol=tol)
+        torch.testing.assert_close(model(x)[-1], fast, rtol=0, atol=0)
+    model.train()
+    fast = model(x)[-1]
+    grads = torch.autograd.grad(fast.square().sum(), list(
+        model.parameters()))
+    ref = _reference_forward(model, x, monkeypatch)[-1]
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(
+        model.parameters()))
+    torch.testing.assert_close(fast, ref, rtol=tol, atol=tol)
+    scale = max(r.abs().max().item() for r in ref_grads)
+    for g, r in zip(grads, ref_grads):
+        # at the gradients' scale (sums of many products cancel, some
+        # gradients are zero but for rounding; fp32: the forward's 1e-6
+        # differences pass through the LayerNorms)
+        torch.testing.assert_close(g, r, rtol=gtol, atol=gtol * scale)

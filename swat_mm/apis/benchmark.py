@@ -56,6 +56,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
+from . import official_swat
+
 Size = Tuple[int, int]
 
 #: Input sizes of the resolution sweep: classification sizes, then the
@@ -252,6 +254,18 @@ _SVT_OFFICIAL = OfficialEntry(
     build_official_svt, sizes=[(224, 224)],
     note='official SVT: 224x224 only (filters fixed to 56x56)')
 
+_SWAT_VIT = 'swat_mm.models.backbones.swat_vit'
+_SWAT_SWIN = 'swat_mm.models.backbones.swat_swin'
+_SWAT_MLP = 'swat_mm.models.backbones.swat_mlp'
+
+
+def _swat_official(build: Callable[[str, nn.Module], nn.Module]
+                   ) -> OfficialEntry:
+    return OfficialEntry(
+        build, sizes=[(224, 224)],
+        note='official SWAT: 224x224 only (sizes hard-coded)')
+
+
 #: name -> entry. SVT and SWAT rows follow the same pattern: module, cfg,
 #: and an OfficialEntry whose ``build`` maps our weights to the official
 #: model (``sizes=[(224, 224)]`` where the official code is fixed to it).
@@ -268,6 +282,21 @@ MODEL_TABLE: Dict[str, ModelEntry] = {
                              _SVT_OFFICIAL),
     'svt-h-large': ModelEntry(_SVT, dict(type='SVT', arch='h-large'),
                               _SVT_OFFICIAL),
+    'swat-deit-tiny': ModelEntry(
+        _SWAT_VIT, dict(type='SWATViT', arch='deit-tiny'),
+        _swat_official(official_swat.build_official_swat_vit)),
+    'swat-deit-small': ModelEntry(
+        _SWAT_VIT, dict(type='SWATViT', arch='deit-small'),
+        _swat_official(official_swat.build_official_swat_vit)),
+    'swat-swin-tiny': ModelEntry(
+        _SWAT_SWIN, dict(type='SWATSwin', arch='tiny'),
+        _swat_official(official_swat.build_official_swat_swin)),
+    'swat-mixer-small': ModelEntry(
+        _SWAT_MLP, dict(type='SWATMixer', arch='mixer-small'),
+        _swat_official(official_swat.build_official_swat_mixer)),
+    'swat-resmlp-s12': ModelEntry(
+        _SWAT_MLP, dict(type='SWATResMLP', arch='s12'),
+        _swat_official(official_swat.build_official_swat_resmlp)),
 }
 
 

@@ -7,9 +7,10 @@ commented-out code, hard-codes the 224 sizes and does not import as shipped.
 For every case this script copies the clone's ``timm`` package into a
 temporary directory (nothing of it is committed), and there
 
-* defines the two names ``timm/models/layers/__init__.py`` imports but
-  ``mlp.py`` never defines (``ConvMlp``, ``ConvMlpGeneralv2``) as aliases of
-  ``ConvMlpGeneral`` (neither is used by the models built here);
+* makes it importable without the rest of timm (light ``__init__`` files;
+  the two names imported elsewhere but never defined by ``mlp.py``,
+  ``ConvMlp`` and ``ConvMlpGeneralv2``, become aliases of ``ConvMlpGeneral``:
+  no model here uses them);
 * swaps the active (ViT-Ti / Mixer-Ti) settings of the marked ``START``/``END``
   regions for the case's: the tokenizer block of ``PatchEmbed.__init__`` and
   ``forward`` (written as the official variant blocks are, with the case's
@@ -17,6 +18,9 @@ temporary directory (nothing of it is committed), and there
   ``Block``'s ``seq, ks, H, W``, ``MixerBlockConv``'s and ``ResBlockConv``'s
   ``H, W, h, w, c, ks1, ks2``. Every replaced snippet must occur outside the
   commented-out (''' quoted) blocks, or the script stops.
+
+The patch functions live in :mod:`swat_mm.apis.official_swat` (the
+benchmark's ``--official`` comparison uses them too).
 
 The official model is then built with a fixed seed, given deterministic
 weights (:func:`tests.golden.synth.synth_state_dict`), run in eval mode in
@@ -30,9 +34,7 @@ patches the copy and returns the official model, add it to ``BUILDERS`` and
 add its cases to ``CASES``.
 """
 import argparse
-import importlib
 import os.path as osp
-import shutil
 import sys
 import tempfile
 from typing import Callable, Dict
@@ -40,103 +42,19 @@ from typing import Callable, Dict
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from swat_mm.apis.official_swat import (  # noqa: E402
+    copy_timm, import_official, patch_vit_blocks, patch_vit_tokenizer,
+    replace_active)
 from tests.golden.synth import synth_input, synth_state_dict  # noqa: E402
 
 OUT_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'data')
 
 
 # ---------------------------------------------------------------- patching --
-def _replace_active(path: str, old: str, new: str) -> None:
-    """Replace the first occurrence of ``old`` in ``path``, which must lie
-    outside ''' quoted (commented-out) code."""
-    with open(path) as f:
-        text = f.read()
-    idx = text.find(old)
-    if idx < 0:
-        raise SystemExit(f'{path}: expected snippet not found:\n{old}\n'
-                         'is this a clone of kkahatapitiya/SWAT?')
-    if text.count("'''", 0, idx) % 2:
-        raise SystemExit(f'{path}: the snippet is inside commented-out '
-                         f'code:\n{old}')
-    with open(path, 'w') as f:
-        f.write(text[:idx] + new + text[idx + len(old):])
-
-
-def copy_timm(repo: str, dst: str) -> str:
-    """Copy ``repo/timm`` to ``dst/timm`` and make it importable."""
-    src = osp.join(repo, 'timm')
-    if not osp.isfile(osp.join(src, 'models', 'layers', 'patch_embed.py')):
-        raise SystemExit(f'{src} not found: pass the root of a clone of '
-                         'kkahatapitiya/SWAT')
-    shutil.copytree(src, osp.join(dst, 'timm'))
-    with open(osp.join(dst, 'timm', 'models', 'layers', 'mlp.py'), 'a') as f:
-        f.write('\n\n# golden generator: names imported elsewhere but never '
-                'defined\nConvMlp = ConvMlpGeneral\n'
-                'ConvMlpGeneralv2 = ConvMlpGeneral\n')
-    return osp.join(dst, 'timm')
-
-
-def import_official(timm_dir: str, module: str):
-    """Import ``timm.models.<module>`` from the patched copy (dropping any
-    timm imported before)."""
-    for name in list(sys.modules):
-        if name == 'timm' or name.startswith('timm.'):
-            del sys.modules[name]
-    root = osp.dirname(timm_dir)
-    sys.path.insert(0, root)
-    try:
-        return importlib.import_module(f'timm.models.{module}')
-    finally:
-        sys.path.remove(root)
-
-
-def patch_tokenizer(timm_dir: str, t: dict, grid: int) -> None:
-    """PatchEmbed: the case's tokenizer (keys of ``t``: stem, k1, s1, p1, c,
-    k2 (= stride of proj22), pos (map size or None), p (sub-patch),
-    stem_out (stem output side))."""
-    path = osp.join(timm_dir, 'models', 'layers', 'patch_embed.py')
-    init = (
-        f"self.proj21 = nn.Conv2d(in_chans, {t['stem']}, "
-        f"kernel_size={t['k1']}, stride={t['s1']}, padding={t['p1']})\n"
-        f"        self.proj22 = nn.Conv2d({t['stem']}, {t['c']}, "
-        f"kernel_size={t['k2']}, stride={t['k2']})\n"
-        "        self.act = nn.GELU()\n"
-        "        self.norm = norm_layer(embed_dim) if norm_layer else "
-        "nn.Identity()\n"
-        f"        self.norm2 = norm_layer({t['stem']}) if norm_layer else "
-        "nn.Identity()\n")
-    if t['pos']:
-        init += (f"        self.pos_embed2 = nn.Parameter(torch.zeros(1, "
-                 f"{t['stem']}, {t['pos']}, {t['pos']}))\n"
-                 "        trunc_normal_(self.pos_embed2, std=.02)\n")
-    _replace_active(path, (
-        "self.proj21 = nn.Conv2d(in_chans, 128, kernel_size=4, stride=2, "
-        "padding=1)\n"
-        "        self.proj22 = nn.Conv2d(128, 3, kernel_size=1, stride=1)\n"
-        "        self.act = nn.GELU()\n"
-        "        self.norm = norm_layer(embed_dim) if norm_layer else "
-        "nn.Identity()\n"
-        "        self.norm2 = norm_layer(128) if norm_layer else "
-        "nn.Identity()\n"
-        "        self.pos_embed2 = nn.Parameter(torch.zeros(1, 128, 8, 8))\n"
-        "        trunc_normal_(self.pos_embed2, std=.02)\n"), init)
-    if t['pos']:
-        rep = t['stem_out'] // t['pos']
-        first = (f"x2 = self.norm2(self.act(self.proj21(x) + "
-                 f"self.pos_embed2.repeat(1,1,{rep},{rep})))")
-    else:  # the Swin / Mixer / ResMLP variants' line
-        first = ("x2 = self.norm2(self.act(self.proj21(x)).transpose(1,-1))"
-                 ".transpose(1,-1)")
-    _replace_active(path, (
-        "x2 = self.norm2(self.act(self.proj21(x) + "
-        "self.pos_embed2.repeat(1,1,14,14))) # B 128 112 112\n"
-        "        x2 = self.proj22(x2)\n"
-        "        x2 = rearrange(x2, 'b c (n1 p1) (n2 p2) -> b (c p1 p2) n1 "
-        "n2', n1=14, n2=14, p1=8, p2=8)\n"), (
-        f"{first}\n"
-        "        x2 = self.proj22(x2)\n"
-        "        x2 = rearrange(x2, 'b c (n1 p1) (n2 p2) -> b (c p1 p2) n1 "
-        f"n2', n1={grid}, n2={grid}, p1={t['p']}, p2={t['p']})\n"))
+# The patch functions are shared with the benchmark's comparison
+# (swat_mm/apis/official_swat.py): copy_timm makes the copy importable,
+# patch_tokenizer / patch_vit_blocks swap the marked variant settings.
+patch_tokenizer = patch_vit_tokenizer
 
 
 # ------------------------------------------------------------ the families --
@@ -160,17 +78,8 @@ def build_vit(timm_dir: str, case: dict) -> torch.nn.Module:
     t = _tokenizer(case)
     stem_out, grid = _grid(case, t)
     patch_tokenizer(timm_dir, dict(t, stem_out=stem_out), grid)
-    path = osp.join(timm_dir, 'models', 'vision_transformer.py')
-    _replace_active(path, (
-        "self.h = self.w = 8\n"
-        "        self.c = 3 # SAME AS NUM OF HEADS\n"
-        "        self.ks = 3\n"), (
-        f"self.h = self.w = {t['p']}\n"
-        f"        self.c = {t['c']} # SAME AS NUM OF HEADS\n"
-        f"        self.ks = {a.get('attn_kernel', 3)}\n"))
-    _replace_active(path, "seq = 196; ks = 5; self.H = self.W = 14", (
-        f"seq = {grid * grid}; ks = {a.get('mlp_kernel', 5)}; "
-        f"self.H = self.W = {grid}"))
+    patch_vit_blocks(timm_dir, t['c'], t['p'], a.get('attn_kernel', 3), grid,
+                     a.get('mlp_kernel', 5))
     vt = import_official(timm_dir, 'vision_transformer')
     size = case['input'][-1]
     return vt.VisionTransformer(
@@ -190,7 +99,7 @@ def _patch_mlp_tokenizer(timm_dir: str, case: dict) -> tuple:
 def build_mixer(timm_dir: str, case: dict) -> torch.nn.Module:
     a = case['arch']
     t, grid = _patch_mlp_tokenizer(timm_dir, case)
-    _replace_active(osp.join(timm_dir, 'models', 'mlp_mixer.py'), (
+    replace_active(osp.join(timm_dir, 'models', 'mlp_mixer.py'), (
         "self.H = self.W = 14\n"
         "        self.h =self.w = 8\n"
         "        self.c = 4 # Mixer-Ti\n"
@@ -217,7 +126,7 @@ def build_resmlp(timm_dir: str, case: dict) -> torch.nn.Module:
     if a.get('token_kernel', 3) != 3 or a.get('channel_kernel', 5) != 5:
         raise SystemExit('the official ResBlockConv fixes its kernels to '
                          '3 (tokens) and 5 (channels)')
-    _replace_active(osp.join(timm_dir, 'models', 'mlp_mixer.py'), (
+    replace_active(osp.join(timm_dir, 'models', 'mlp_mixer.py'), (
         "self.H = self.W = 14\n"
         "        self.h =self.w = 8\n"
         "        self.c = 6\n"), (

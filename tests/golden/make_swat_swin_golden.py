@@ -8,7 +8,8 @@ its ``timm`` package into a temporary directory and, there only:
 
 * keeps ``timm/__init__.py`` / ``timm/models/__init__.py`` from importing
   every model (only ``swin_transformer`` is needed);
-* drops the imports of the undefined ``ConvMlpGeneralv2`` / ``ConvMlp``;
+* defines the undefined ``ConvMlpGeneralv2`` / ``ConvMlp`` as aliases of
+  ``ConvMlpGeneral`` (unused by the models built here);
 * selects the Swin-T tokenizer in ``layers/patch_embed.py``: the active
   (ViT-Ti) code of its two SWAT regions is commented out and the block marked
   ``SWIN-T`` / ``for swin-T`` is un-quoted;
@@ -27,14 +28,11 @@ official kwargs, the tables, the key names, shapes and seed of the state
 dict (the state dicts themselves would be 30-110 MB) and its buffers
 (relative position indices, shift masks) as small integers.
 Needs ``timm``'s own imports (``einops``); nothing of the official code is
-copied into this repository.
+copied into this repository. The patch functions live in
+:mod:`swat_mm.apis.official_swat` (the benchmark's comparison uses them).
 """
 import argparse
-import ast
-import importlib
 import os.path as osp
-import re
-import shutil
 import sys
 import tempfile
 
@@ -42,6 +40,7 @@ import torch
 
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from swat_mm.apis.official_swat import load_official_swin  # noqa: E402
 from tests.golden.synth import synth_input, synth_state_dict  # noqa: E402
 
 OUT_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'data')
@@ -74,106 +73,11 @@ CASES = {
 }
 
 
-def _comment_active_code(lines, start, end):
-    """Comment out the code lines of ``lines[start:end]`` that are outside
-    triple-quoted strings (the variant the repository ships active)."""
-    in_string = False
-    for i in range(start, end):
-        stripped = lines[i].strip()
-        if not in_string and stripped and not stripped.startswith(
-                ('#', "'''")):
-            indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
-            lines[i] = indent + '# ' + lines[i].lstrip()
-        if stripped.count("'''") % 2 == 1:
-            in_string = not in_string
-
-
-def _unquote_block_after(lines, start, end, marker):
-    """Remove the triple quotes around the block that follows the comment
-    line matching ``marker`` in ``lines[start:end]``."""
-    for i in range(start, end):
-        if re.fullmatch(marker, lines[i].strip(), flags=re.IGNORECASE):
-            j = i + 1
-            assert lines[j].lstrip().startswith("'''"), lines[j]
-            lines[j] = lines[j].replace("'''", '', 1)
-            while "'''" not in lines[j]:
-                j += 1
-            lines[j] = lines[j].replace("'''", '', 1)
-            return
-    raise RuntimeError(f'marker {marker!r} not found')
-
-
-def _select_swin_tokenizer(path: str) -> None:
-    with open(path) as f:
-        lines = f.read().split('\n')
-    starts = [i for i, l in enumerate(lines) if '# START #' in l]
-    ends = [i for i, l in enumerate(lines) if '# END #' in l]
-    assert len(starts) == len(ends) == 2, (starts, ends)
-    markers = [r'#\s*SWIN-T', r'#\s*for swin-T']
-    for (s, e), marker in zip(zip(starts, ends), markers):
-        _comment_active_code(lines, s, e)
-        _unquote_block_after(lines, s, e, marker)
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines))
-
-
-_BY_RES = r'\{[^{}]*\}(?=\[self\.input_resolution\[0\]\]'
-_TABLE_PATTERNS = {
-    'attn': r'\{[^{}]*\}(?=\[self\.dim\])',
-    # both keyed by resolution: told apart by the line that follows
-    'mlp': _BY_RES + r'\s*\n\s*self\.mlp)',
-    'merge': _BY_RES + r'\s*\n\s*self\.reduction)',
-}
-
-
-def _tabulate_swin(path: str) -> dict:
-    """Replace the three table literals by ``_SWAT_TABLES[...]`` lookups;
-    return the shipped tables."""
-    with open(path) as f:
-        src = f.read()
-    shipped = {}
-    for name, pattern in _TABLE_PATTERNS.items():
-        found = re.findall(pattern, src)
-        assert len(found) == 1, (name, found)
-        shipped[name] = ast.literal_eval(found[0])
-        src = re.sub(pattern, f'_SWAT_TABLES[{name!r}]', src)
-    src = src.replace('_logger = logging.getLogger(__name__)',
-                      '_logger = logging.getLogger(__name__)\n'
-                      '_SWAT_TABLES = {}', 1)
-    with open(path, 'w') as f:
-        f.write(src)
-    return shipped
-
-
 def load_official(repo: str, workdir: str):
-    src = osp.join(repo, 'timm', 'models', 'swin_transformer.py')
-    if not osp.isfile(src):
-        sys.exit(f'{src} not found: pass the root of a clone of '
-                 'kkahatapitiya/SWAT')
-    root = osp.join(workdir, 'official')
-    shutil.copytree(osp.join(repo, 'timm'), osp.join(root, 'timm'))
-    timm = osp.join(root, 'timm')
-    with open(osp.join(timm, '__init__.py'), 'w') as f:
-        f.write('from .version import __version__\n')
-    open(osp.join(timm, 'models', '__init__.py'), 'w').close()
-    layers = osp.join(timm, 'models', 'layers')
-    for name, old, new in (
-            ('__init__.py', ', ConvMlpGeneralv2', ''),
-            ('gather_excite.py', 'from .mlp import ConvMlp\n',
-             'ConvMlp = None\n'),
-            ('global_context.py', 'from .mlp import ConvMlp\n',
-             'ConvMlp = None\n')):
-        path = osp.join(layers, name)
-        with open(path) as f:
-            text = f.read()
-        assert old in text, (name, old)
-        with open(path, 'w') as f:
-            f.write(text.replace(old, new, 1))
-    _select_swin_tokenizer(osp.join(layers, 'patch_embed.py'))
-    shipped = _tabulate_swin(osp.join(timm, 'models', 'swin_transformer.py'))
-    sys.path.insert(0, root)
-    module = importlib.import_module('timm.models.swin_transformer')
-    return module, shipped
+    """The patched official ``swin_transformer`` module and its shipped
+    tables (:func:`swat_mm.apis.official_swat.load_official_swin`, shared
+    with the benchmark's comparison)."""
+    return load_official_swin(repo, workdir)
 
 
 def main() -> None:

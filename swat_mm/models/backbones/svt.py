@@ -103,13 +103,14 @@ class FFN(nn.Module):
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """(B, H*W, C) -> (B, H*W, C)."""
-        x = linear(x, self.fc1)
+        x = linear(x, self.fc1.weight, self.fc1.bias)
         B, N, C = x.shape
         # the tokens as a channels-last (B, C, H, W) view; the conv's
         # output is channels-last too, so the way back is a view as well
         x = conv2d_gelu(x.transpose(1, 2).reshape(B, C, H, W),
                         self.dwconv.dwconv)
-        return linear(x.flatten(2).transpose(1, 2), self.fc2)
+        return linear(x.flatten(2).transpose(1, 2), self.fc2.weight,
+                      self.fc2.bias)
 
 
 class Attention(nn.Module):
@@ -131,12 +132,14 @@ class Attention(nn.Module):
         """(B, N, C) -> (B, N, C)."""
         B, N, C = x.shape
         heads = self.num_heads
-        q = linear(x, self.q).reshape(B, N, heads, C // heads)
-        q = q.transpose(1, 2)
-        kv = linear(x, self.kv).reshape(B, N, 2, heads, C // heads)
+        q = linear(x, self.q.weight, self.q.bias)
+        q = q.reshape(B, N, heads, C // heads).transpose(1, 2)
+        kv = linear(x, self.kv.weight, self.kv.bias)
+        kv = kv.reshape(B, N, 2, heads, C // heads)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, N, d) each
         x = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        return linear(x.transpose(1, 2).reshape(B, N, C), self.proj)
+        return linear(x.transpose(1, 2).reshape(B, N, C), self.proj.weight,
+                      self.proj.bias)
 
 
 class ScatterMixing(SpectralChannelMixing):

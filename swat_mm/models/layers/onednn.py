@@ -61,18 +61,19 @@ class OneDNNLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-def linear(x: torch.Tensor, layer: nn.Linear,
-           gelu: bool = False) -> torch.Tensor:
-    """``layer(x)`` (then exact GELU with ``gelu``), (..., in) ->
-    (..., out), fused where :func:`onednn_ok`."""
-    if onednn_ok(x) and x.is_contiguous():
-        return torch.ops.mkldnn._linear_pointwise(
-            x, layer.weight, layer.bias, 'gelu' if gelu else 'none', [],
-            'none' if gelu else '')
-    if onednn_ok(x, train=True) and x.is_contiguous():
-        out = OneDNNLinear.apply(x, layer.weight, layer.bias)
-    else:
-        out = F.linear(x, layer.weight, layer.bias)
+def linear(x: torch.Tensor, weight: torch.Tensor,
+           bias: Optional[torch.Tensor], gelu: bool = False) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` (then exact GELU with ``gelu``),
+    (..., in) -> (..., out), fused where :func:`onednn_ok`."""
+    if weight.dtype == torch.float32 and x.is_contiguous():
+        if onednn_ok(x):
+            return torch.ops.mkldnn._linear_pointwise(
+                x, weight, bias, 'gelu' if gelu else 'none', [],
+                'none' if gelu else '')
+        if onednn_ok(x, train=True):
+            out = OneDNNLinear.apply(x, weight, bias)
+            return F.gelu(out) if gelu else out
+    out = F.linear(x, weight, bias)
     return F.gelu(out) if gelu else out
 
 

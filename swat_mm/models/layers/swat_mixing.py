@@ -20,6 +20,40 @@ Layout helpers (pure reshapes, no parameters):
   token mixing of Mixer / ResMLP);
 * :func:`tokens_to_map` / :func:`map_to_tokens`: the token grid as an NCHW
   map, ``(B, N, C) <-> (B, C, H, W)`` (the conv MLPs' k x k conv).
+
+Fast paths (same parameters and state-dict keys; none is used while the jit
+tracer runs, so FLOP counts stay those of the official formulation):
+
+* **Per-token conv as a matrix.** A k x k conv over a token's (c, h, w) map
+  is a linear map of the token, ``R^{c*h*w} -> R^{c_out*h*w}``;
+  :func:`token_conv_matrix` builds its matrix from the conv weight (each
+  entry is one kernel weight or zero, so the matrix is exact), and
+  :class:`SWATAttention` then computes ``(linear(x) + conv(x)) / 2`` as one
+  GEMM with the averaged matrix and bias: no per-token convolutions (which
+  run at a few GFLOP/s: 64-pixel images with 3-12 channels), no layout
+  copies, no separate sum. Not bit-for-bit: the sum over the input channels
+  is taken in another order and the halving happens before it. Tested
+  against the two-branch formulation (``tests/test_swat.py``): the matrix
+  reproduces the conv to atol 1e-12 at float64; projections and their
+  gradients agree to rtol / atol 1e-10 at float64 and 1e-5 at float32.
+  In inference (no autograd) the matrix is cached until a weight changes
+  (by version counter and storage); under autograd it is rebuilt each
+  forward (one pass over the matrix), and gradients reach ``qkv`` /
+  ``proj`` through it as through the conv.
+* **Conv MLP on channels-last maps.** When the (B, C, H, W) input is a
+  channels-last view (what the token grids are), ``fc1`` / ``fc2`` run as
+  one GEMM over the (B*H*W, C) rows (oneDNN with the bias and GELU in its
+  epilogue in fp32 CPU inference), the depth-wise conv gets the
+  channels-last map and GELU runs on the contiguous (B, H, W, C) memory,
+  in place when no autograd runs (same values). Equal to the NCHW conv
+  path up to the GEMM's summation order (rtol / atol 1e-5 at fp32,
+  outputs and gradients).
+
+Whole backbones (ViT, Mixer, ResMLP, Swin) are tested against the
+reference formulation (what runs under the jit tracer): outputs to 1e-10
+(fp64) / 1e-5 (fp32), gradients to 1e-9 / 1e-3 of the largest gradient
+(``test_fast_paths_match_reference_formulation``); the golden logits of the
+official code still match at rtol 1e-4 / atol 1e-5.
 """
 from typing import Optional, Tuple
 
@@ -27,6 +61,96 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
+
+from .onednn import linear
+
+def _fast_ok(x: torch.Tensor) -> bool:
+    """Not under the jit tracer, so that FLOP counting sees the official
+    formulation. (torch.compile traces the fast paths with plain ops: no
+    oneDNN calls and no cache there, inductor does its own fusions.)"""
+    return not torch.jit.is_tracing()
+
+
+def _no_autograd() -> bool:
+    return not torch.is_grad_enabled() and \
+        not torch.compiler.is_compiling()
+
+
+def act_(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``act(x)``; without autograd an exact GELU is applied in place (same
+    values): ``x`` must then be a fresh tensor nobody else holds."""
+    if _no_autograd() and type(act) is nn.GELU and \
+            act.approximate == 'none':
+        return torch.ops.aten.gelu_(x)
+    return act(x)
+
+
+def token_conv_matrix(weight: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The matrix of a k x k conv (stride 1, zero padding k // 2, no bias)
+    applied to every token viewed as a (c, h, w) map.
+
+    Args:
+        weight: (c_out, c, k, k) conv weight.
+        h, w: the token's map size.
+
+    Returns:
+        (c_out*h*w, c*h*w) matrix M with ``M @ token`` = the flattened
+        (c_out, h, w) conv output; rows and columns ordered (channel, y, x)
+        like the tokens. Entry ((o, y, x), (i, y', x')) is
+        ``weight[o, i, y' - y + k//2, x' - x + k//2]`` or 0 outside the
+        kernel, so M holds the weights exactly (every product below has one
+        nonzero term).
+    """
+    c_out, c, kh, kw = weight.shape
+    dev, dt = weight.device, weight.dtype
+
+    def shifts(k: int, n: int) -> torch.Tensor:
+        # (k, n, n): S[a, y, y'] = 1 where y' = y + a - k // 2
+        a = torch.arange(k, device=dev).view(k, 1, 1)
+        y = torch.arange(n, device=dev).view(1, n, 1)
+        y2 = torch.arange(n, device=dev).view(1, 1, n)
+        return (y2 == y + a - k // 2).to(dt)
+
+    with torch.autocast(dev.type, enabled=False):
+        m = torch.einsum('oiab,ayY,bxX->oyxiYX', weight, shifts(kh, h),
+                         shifts(kw, w))
+    return m.reshape(c_out * h * w, c * h * w)
+
+
+class _FusedProjection:
+    """Mixin: ``(linear(x) + conv(x)) / 2`` of :class:`SWATAttention` as one
+    averaged matrix and bias (see the module docstring), cached while no
+    autograd runs."""
+
+    def _fused_weight(self, name: str, linear_mod: nn.Linear,
+                      conv: nn.Conv2d) -> Tuple[torch.Tensor,
+                                                Optional[torch.Tensor]]:
+        tensors = [t for t in (linear_mod.weight, linear_mod.bias,
+                               conv.weight, conv.bias) if t is not None]
+        # only without autograd: a cached (possibly inference-mode) matrix
+        # must never be saved for a backward
+        key = None if torch.is_grad_enabled() or \
+            torch.compiler.is_compiling() else tuple(
+                (t.data_ptr(), t._version, t.dtype, t.device)
+                for t in tensors)
+        cache = self.__dict__.setdefault('_fused_cache', {})
+        if key is not None and name in cache and cache[name][0] == key:
+            return cache[name][1]
+        _, h, w = self.layout
+        weight = (linear_mod.weight + token_conv_matrix(conv.weight, h, w)
+                  ) * 0.5
+        bias = None
+        if linear_mod.bias is not None or conv.bias is not None:
+            bias = 0.
+            if linear_mod.bias is not None:
+                bias = bias + linear_mod.bias
+            if conv.bias is not None:
+                bias = bias + conv.bias.repeat_interleave(h * w)
+            bias = bias * 0.5
+        if key is not None:
+            cache[name] = (key, (weight.detach(), None if bias is None
+                                 else bias.detach()))
+        return weight, bias
 
 
 def tokens_to_layout(x: torch.Tensor, c: int, h: int, w: int
@@ -123,10 +247,33 @@ class SWATConvMlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in, H, W) -> (B, out, H, W)."""
+        """(B, in, H, W) -> (B, out, H, W); a channels-last view in gives a
+        channels-last view out (the fast path, see the module docstring)."""
+        if _fast_ok(x) and x.dim() == 4 and \
+                x.permute(0, 2, 3, 1).is_contiguous():
+            return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(
+                0, 3, 1, 2)
         x = self.act(self.fc1(x))
         x = self.act(self.fc3(x))
         return self.fc2(self.drop(x))
+
+    def _exact_gelu(self) -> bool:
+        return type(self.act) is nn.GELU and self.act.approximate == 'none'
+
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, in) contiguous -> (B, H, W, out) contiguous: ``fc1`` and
+        ``fc2`` as GEMMs over the rows, ``fc3`` on the channels-last map."""
+        gelu = self._exact_gelu()
+        x = linear(x, self.fc1.weight.flatten(1), self.fc1.bias, gelu=gelu)
+        if not gelu:
+            x = self.act(x)
+        x = self.fc3(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        # the activation on the plain (B, H, W, C) tensor: PyTorch's GELU is
+        # several times slower on the channels-last (B, C, H, W) view of the
+        # same memory
+        x = act_(self.act, x if x.is_contiguous() else x.contiguous())
+        return linear(self.drop(x), self.fc2.weight.flatten(1),
+                      self.fc2.bias)
 
 
 class SWATTokenConvMlp(SWATConvMlp):
@@ -170,7 +317,7 @@ class SWATTokenConvMlp(SWATConvMlp):
         return subpatches_to_tokens(x, c)
 
 
-class SWATAttention(nn.Module):
+class SWATAttention(_FusedProjection, nn.Module):
     """Multi-head self-attention with structure-aware projections.
 
     The q/k/v projection and the output projection each average a linear
@@ -227,21 +374,35 @@ class SWATAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def project_qkv(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, C) -> (3, B, num_heads, N, C // num_heads)."""
+        """(B, N, C) -> (3, B, num_heads, N, C // num_heads) (a view)."""
         B, N, C = x.shape
-        conv = layout_to_tokens(self.qkv(tokens_to_layout(x, *self.layout)),
-                                B)  # (B, N, 3C): (3, c, h, w) per token
-        qkv = (self.qkv_linear(x) + conv) * 0.5
+        if _fast_ok(x):
+            weight, bias = self._fused_weight('qkv', self.qkv_linear,
+                                              self.qkv)
+            qkv = linear(x if x.is_contiguous() else x.contiguous(), weight,
+                         bias)
+        else:  # the reference (official) formulation
+            conv = layout_to_tokens(
+                self.qkv(tokens_to_layout(x, *self.layout)),
+                B)  # (B, N, 3C): (3, c, h, w) per token
+            qkv = (self.qkv_linear(x) + conv) * 0.5
         return qkv.reshape(B, N, 3, self.num_heads,
                            C // self.num_heads).permute(2, 0, 3, 1, 4)
 
     def project_out(self, x: torch.Tensor) -> torch.Tensor:
         """(B, num_heads, N, head_dim) attention output -> (B, N, C)."""
         B, _, N, _ = x.shape
+        # a view when the attention kernel wrote (B, N, heads, head_dim)
         x = x.transpose(1, 2).reshape(B, N, self.dim)
-        conv = layout_to_tokens(self.proj(tokens_to_layout(x, *self.layout)),
-                                B)
-        return self.proj_drop((conv + self.proj_linear(x)) * 0.5)
+        if _fast_ok(x):
+            weight, bias = self._fused_weight('proj', self.proj_linear,
+                                              self.proj)
+            out = linear(x, weight, bias)
+        else:
+            conv = layout_to_tokens(
+                self.proj(tokens_to_layout(x, *self.layout)), B)
+            out = (conv + self.proj_linear(x)) * 0.5
+        return self.proj_drop(out)
 
     def forward(self, x: torch.Tensor,
                 attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:

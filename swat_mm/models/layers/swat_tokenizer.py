@@ -4,6 +4,12 @@ Official code: ``kkahatapitiya/SWAT``, ``timm/models/layers/patch_embed.py``
 (the ``PatchEmbed`` whose body is picked per variant by commented-out code).
 Here one module covers every variant through explicit arguments, and works at
 any input size (the official one asserts its fixed 224 input).
+
+Fast path (eager, outside the jit tracer, 1x1 ``proj22``): the stem runs on
+a channels-last map and ``proj22`` is one GEMM over the pixels
+(:meth:`SWATTokenizer._forward_nhwc`); not bit-for-bit (summation order of
+the GEMM), within rtol 1e-5 / atol 1e-6 of the NCHW convolution path
+(``tests/test_swat.py``).
 """
 import math
 from typing import Optional, Tuple, Union
@@ -12,6 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
+
+from .onednn import linear
+from .swat_mixing import _no_autograd, act_
 
 IntPair = Union[int, Tuple[int, int]]
 
@@ -151,6 +160,8 @@ class SWATTokenizer(nn.Module):
         pad_b, pad_r = (s - H % s) % s, (s - W % s) % s
         if pad_b or pad_r:
             x = F.pad(x, (0, pad_r, 0, pad_b))
+        if self.proj_cfg[:2] == (1, 1) and not torch.jit.is_tracing():
+            return self._forward_nhwc(x)
         x = self.proj21(x)
         if self.pos_embed2 is not None:
             x = x + self.tiled_pos_map(x.shape[-2:])
@@ -171,4 +182,39 @@ class SWATTokenizer(nn.Module):
         # (B, c, hg, p1, wg, p2) -> (B, hg, wg, c, p1, p2): the official
         # 'b c (n1 p1) (n2 p2) -> b (c p1 p2) n1 n2' then flatten(2).T
         x = x.reshape(B, c, hg, p, wg, p).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(B, hg * wg, c * p * p), (hg, wg)
+
+    def _forward_nhwc(self, x: torch.Tensor
+                      ) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """The fast path of :meth:`forward` for a 1x1 ``proj22`` (every
+        official variant but ViT-B/32), on the padded input: the stem conv
+        runs channels-last, so that the position map, the activation, a
+        LayerNorm ``norm2`` and ``proj22`` (one GEMM over the pixels) all
+        work on the contiguous (B, H, W, C) memory, without the permuted
+        copies of the NCHW path; then the sub-patches are folded into tokens.
+        Same values as the NCHW path up to the GEMM's summation order."""
+        x = self.proj21(x.contiguous(memory_format=torch.channels_last))
+        x = x.permute(0, 2, 3, 1)  # (B, H, W, C), contiguous from oneDNN
+        if not x.is_contiguous():
+            x = x.contiguous()
+        if self.pos_embed2 is not None:
+            pos = self.tiled_pos_map(x.shape[1:3]).permute(0, 2, 3, 1)
+            # in place without autograd: x is the conv's fresh output
+            x = x.add_(pos) if _no_autograd() else x + pos
+        x = act_(self.act, x)
+        if self.norm2 is not None:
+            if self.norm_channels_last:
+                x = self.norm2(x)
+            else:
+                x = self.norm2(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        x = linear(x if x.is_contiguous() else x.contiguous(),
+                   self.proj22.weight.flatten(1), self.proj22.bias)
+        p = self.sub_patch
+        B, h, w, c = x.shape
+        pad_b, pad_r = (p - h % p) % p, (p - w % p) % p
+        if pad_b or pad_r:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        hg, wg = (h + pad_b) // p, (w + pad_r) // p
+        # (B, hg, p1, wg, p2, c) -> (B, hg, wg, c, p1, p2)
+        x = x.reshape(B, hg, p, wg, p, c).permute(0, 1, 3, 5, 2, 4)
         return x.reshape(B, hg * wg, c * p * p), (hg, wg)
