@@ -5,6 +5,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
@@ -245,3 +246,230 @@ def test_wrong_input_channels():
     with pytest.raises(ValueError, match=r'expects \(B, 3, H, W\).*got '
                        r'\(1, 1, 32, 32\).*in_channels=1'):
         model(torch.randn(1, 1, 32, 32))
+
+
+# ---------------------------------------------------------------------------
+# Speed-only code paths (module docstring, "Speed"): each against a plain
+# formulation of the official computation, outputs and gradients.
+
+def _ref_attention(m, x):
+    """Official ``Attention``: softmax over keys of k^T q, NCHW."""
+    B, C, H, W = x.shape
+    heads = m.num_heads
+    qkv = F.conv2d(x, m.qkv.weight, m.qkv.bias)
+    q, k, v = qkv.reshape(B, heads, C // heads * 3, H * W).chunk(3, dim=2)
+    attn = ((k.transpose(-1, -2) @ q) * m.scale).softmax(dim=-2)
+    x = (v @ attn).reshape(B, C, H, W)
+    return F.conv2d(x, m.proj.weight, m.proj.bias)
+
+
+def _ref_stoken_attention(m, x):
+    """Official ``StokenAttention`` with F.unfold / F.fold, NCHW."""
+    h, w = m.stoken_size
+    if max(h, w) == 1:
+        return _ref_attention(m.stoken_refine, x)
+    B, C, H0, W0 = x.shape
+    pad_r, pad_b = (w - W0 % w) % w, (h - H0 % h) % h
+    x = F.pad(x, (0, pad_r, 0, pad_b))
+    H, W = x.shape[-2:]
+    hh, ww = H // h, W // w
+
+    def unfold(t):  # (B, c, hh, ww) -> (B, L, c, 9)
+        return F.unfold(t, 3, padding=1).reshape(
+            B, t.shape[1], 9, hh * ww).permute(0, 3, 1, 2)
+
+    def fold(t):  # (B, L, c, 9) -> (B, c, hh, ww)
+        return F.fold(t.permute(0, 2, 3, 1).reshape(B, -1, hh * ww),
+                      (hh, ww), 3, padding=1)
+
+    stokens = F.adaptive_avg_pool2d(x, (hh, ww))
+    pixels = x.reshape(B, C, hh, h, ww, w).permute(0, 2, 4, 3, 5, 1) \
+        .reshape(B, hh * ww, h * w, C)
+    with torch.no_grad():
+        for idx in range(m.n_iter):
+            aff = ((pixels @ unfold(stokens)) * m.scale).softmax(-1)
+            aff_sum = fold(aff.sum(2).unsqueeze(2))
+            if idx < m.n_iter - 1:
+                stokens = fold(pixels.transpose(-1, -2) @ aff) / (
+                    aff_sum + 1e-12)
+    stokens = fold(pixels.transpose(-1, -2) @ aff) / (aff_sum + 1e-12)
+    stokens = _ref_attention(m.stoken_refine, stokens)
+    pixels = unfold(stokens) @ aff.transpose(-1, -2)
+    pixels = pixels.reshape(B, hh, ww, C, h, w).permute(0, 3, 1, 4, 2, 5) \
+        .reshape(B, C, H, W)
+    return pixels[:, :, :H0, :W0]
+
+
+def _ref_drop_path(x, p, training):
+    """timm's DropPath, as the official model uses it."""
+    if p == 0. or not training:
+        return x
+    keep = 1 - p
+    mask = (keep + torch.rand((x.shape[0], 1, 1, 1), dtype=x.dtype)).floor_()
+    return x.div(keep) * mask
+
+
+def _ref_block(blk, x):
+    """Official ``StokenAttentionLayer`` from plain functional ops."""
+    dw = blk.pos_embed.conv
+    x = x + F.conv2d(x, dw.weight, dw.bias, 1, 1, 1, dw.groups)
+    n1 = blk.norm1.norm
+    y = F.layer_norm(x.permute(0, 2, 3, 1), n1.normalized_shape, n1.weight,
+                     n1.bias, n1.eps).permute(0, 3, 1, 2)
+    y = _ref_stoken_attention(blk.attn, y)
+    p = getattr(blk.drop_path, 'drop_prob', 0.)
+    if blk.layer_scale:
+        y = blk.gamma_1 * y
+    x = x + _ref_drop_path(y, p, blk.training)
+    y = blk.norm2(x)
+    mlp = blk.mlp2
+    y = F.gelu(F.conv2d(y, mlp.fc1.weight, mlp.fc1.bias))
+    dw = mlp.conv.conv
+    y = y + F.conv2d(y, dw.weight, dw.bias, 1, 1, 1, dw.groups)
+    y = F.conv2d(y, mlp.fc2.weight, mlp.fc2.bias)
+    if blk.layer_scale:
+        y = blk.gamma_2 * y
+    return x + _ref_drop_path(y, p, blk.training)
+
+
+def _outputs_and_grads(fn, module, x, seed=0):
+    x = x.detach().clone().requires_grad_()
+    module.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    out = fn(x)
+    # a non-uniform output gradient
+    out.backward(torch.linspace(-1, 1, out.numel()).reshape(out.shape))
+    return out.detach(), x.grad, {n: p.grad.clone()
+                                  for n, p in module.named_parameters()}
+
+
+def _assert_close(a, b, name):
+    scale = b.abs().max().clamp_min(1e-6)
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * scale), \
+        (name, (a - b).abs().max().item(), scale.item())
+
+
+@pytest.mark.parametrize('stoken_size, n_iter, layer_scale, size', [
+    ((4, 4), 1, False, (16, 16)),
+    ((2, 3), 2, True, (9, 10)),   # padding on both sides, two iterations
+    ((1, 1), 1, True, (5, 6)),    # global attention
+])
+def test_block_matches_official_formulation_with_gradients(
+        stoken_size, n_iter, layer_scale, size):
+    """A training-mode block (channels-last, PointwiseConv GEMMs, fused
+    residual conv, gather/scatter of super tokens, SDPA, addcmul residual
+    with drop path and layer scale) gives the official outputs and
+    gradients (input and every parameter) for the same drop-path draws."""
+    from swat_mm.models.backbones.stvit import StokenAttentionLayer
+    torch.manual_seed(0)
+    blk = StokenAttentionLayer(32, stoken_size, n_iter=n_iter, num_heads=2,
+                               qkv_bias=True, drop_path=0.5,
+                               layer_scale=layer_scale,
+                               layer_scale_init_value=0.5)
+    for p in blk.parameters():  # away from the trivial init values
+        nn.init.normal_(p, std=0.3)
+    blk.train()
+    ref_blk = copy.deepcopy(blk)  # own BatchNorm running statistics
+    x = torch.randn(4, 32, *size)
+    ours = _outputs_and_grads(
+        lambda t: blk(t.contiguous(memory_format=torch.channels_last)),
+        blk, x)
+    ref = _outputs_and_grads(lambda t: _ref_block(ref_blk, t), ref_blk, x)
+    _assert_close(ours[0], ref[0], 'output')
+    _assert_close(ours[1], ref[1], 'input grad')
+    assert ours[2].keys() == ref[2].keys()
+    for name in ref[2]:
+        _assert_close(ours[2][name], ref[2][name], name)
+
+
+@pytest.mark.parametrize('cin, cout', [(16, 48), (48, 16)])
+def test_pointwise_conv_training_gradients(cin, cout):
+    """The oneDNN linear's backward (both orientations of the weight
+    gradient product) gives nn.Conv2d's gradients."""
+    from swat_mm.models.backbones.stvit import PointwiseConv
+    torch.manual_seed(0)
+    conv = PointwiseConv(cin, cout)
+    x = torch.randn(2, cin, 48, 50)  # 4800 rows: the long-input case
+    ours = _outputs_and_grads(
+        lambda t: conv(t.contiguous(memory_format=torch.channels_last),
+                       gelu=True), conv, x)
+    ref = _outputs_and_grads(
+        lambda t: F.gelu(F.conv2d(t, conv.weight, conv.bias)), conv, x)
+    for a, b, name in zip(ours[:2], ref[:2], ('output', 'input grad')):
+        _assert_close(a, b, name)
+    for name in ref[2]:
+        _assert_close(ours[2][name], ref[2][name], name)
+
+
+def test_neighbour_gather_scatter_are_unfold_fold_with_exact_gradients():
+    """The 3x3 gather/scatter autograd functions equal F.unfold / F.fold
+    and pass gradcheck (float64), each being the other's backward."""
+    from swat_mm.models.backbones.stvit import _Gather3x3, _Scatter3x3
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    ref = F.unfold(x.permute(0, 3, 1, 2), 3, padding=1) \
+        .reshape(2, 5, 9, 12).permute(0, 3, 2, 1)
+    assert torch.equal(_Gather3x3.apply(x), ref)
+    v = torch.randn(2, 12, 9, 5, dtype=torch.float64, requires_grad=True)
+    ref = F.fold(v.permute(0, 3, 2, 1).reshape(2, 45, 12), (3, 4), 3,
+                 padding=1).permute(0, 2, 3, 1)
+    assert torch.allclose(_Scatter3x3.apply(v, 3, 4), ref, atol=1e-12)
+    assert torch.autograd.gradcheck(_Gather3x3.apply, (x, ))
+    assert torch.autograd.gradgradcheck(_Gather3x3.apply, (x, ))
+    assert torch.autograd.gradcheck(
+        lambda t: _Scatter3x3.apply(t, 3, 4), (v, ))
+
+
+def test_inference_in_chunks_of_images_gives_the_same_outputs():
+    """Inference runs the early stages a few images at a time (cache
+    blocking); the outputs are those of the whole batch at once."""
+    torch.manual_seed(0)
+    model = STViT(arch=TINY, out_indices=(0, 1, 2, 3)).eval()
+    x = torch.randn(3, 3, 40, 48)
+    with torch.no_grad():
+        model._CHUNK_BYTES = 1 << 40
+        assert model._inference_chunks(x) == [None] * 4
+        whole = model(x)
+        model._CHUNK_BYTES = 1
+        assert model._inference_chunks(x) == [1] * 4
+        chunked = model(x)
+        model._CHUNK_BYTES = 10 * 12 * 64 * 4 * 2  # 2 images in stage 0
+        assert model._inference_chunks(x)[:2] == [2, None]
+        mixed = model(x)
+    for a, b, c in zip(whole, chunked, mixed):
+        assert a.shape == b.shape and a.is_contiguous()
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert torch.allclose(a, c, rtol=1e-5, atol=1e-6)
+    # with autograd, or in training, the batch is never split
+    assert model._inference_chunks(x.requires_grad_()) == [None] * 4
+
+
+def test_stem_fused_conv_gelu_in_inference():
+    """Inference runs each stem convolution with its GELU fused (oneDNN on
+    CPU); same maps as the module sequence."""
+    torch.manual_seed(0)
+    model = STViT(arch=TINY).eval()
+    for m in model.patch_embed.modules():  # non-trivial statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 37, 42).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fused = model.patch_embed(x)
+        plain = model.patch_embed.proj(x)
+    assert fused.shape == plain.shape == (2, 16, 10, 11)
+    assert torch.allclose(fused, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_scaled_residual_gradcheck():
+    """``x + branch * scale`` with its own backward (float64 gradcheck),
+    for a per-channel and a per-sample scale."""
+    from swat_mm.models.backbones.stvit import _ScaledResidual
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    branch = torch.randn_like(x).requires_grad_()
+    for shape in ((1, 3, 1, 1), (2, 1, 1, 1), (2, 3, 1, 1)):
+        scale = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(_ScaledResidual.apply,
+                                        (x, branch, scale))
+

@@ -15,8 +15,9 @@ float rounding:
 
 * The official model unfolds and folds 3x3 super-token neighbourhoods with
   convolutions by a frozen identity kernel, stored in the checkpoints as
-  ``attn.unfold.weights`` / ``attn.fold.weights``. Here ``F.unfold`` /
-  ``F.fold`` do the same gathering and scattering without parameters;
+  ``attn.unfold.weights`` / ``attn.fold.weights``. Here the same gathering
+  and scattering is done without parameters (nine shifted windows of the
+  zero-padded map, see below);
   :meth:`StokenAttention._load_from_state_dict` drops those two keys from
   official checkpoints after checking they hold the identity kernel.
 * Attention runs through ``F.scaled_dot_product_attention``: the same
@@ -33,7 +34,33 @@ float rounding:
   ``x + dwconv(x)`` is one convolution with 1 added to the kernel centre;
   without autograd, residual sums and layer scales are written into the
   branch's fresh output (forward hooks that keep a block's attention or
-  MLP output in inference see it with the residual added).
+  MLP output in inference see it with the residual added). Further
+  speed-only paths, each tested against the official formulation for
+  outputs and gradients (``tests/test_stvit.py``):
+
+  - super tokens: the 3x3 neighbourhood gather and its adjoint scatter
+    read/write nine shifted windows of the padded (B, h, w, C) map
+    (``F.unfold``/``F.fold`` walk the map channel by channel); in training
+    they are autograd functions that are each other's backward, instead of
+    autograd through nine windows (nine zero-filled full-size gradients);
+  - the affinities are kept as (B, cells, 9, pixels), the transpose of the
+    official layout, so the softmax over the 9 super tokens is vectorised
+    over the pixels (some 15x faster than along a contiguous axis of 9);
+  - attention splits q, k, v on their own axis of the projection, so the
+    backward's stack of the three gradients is already the projection's
+    contiguous gradient (no further copy);
+  - the weight gradient of a 1x1 convolution is computed in the faster of
+    the two GEMM orientations for long inputs (stage 1-2 MLPs);
+  - training: stochastic depth (a per-sample factor, same random draws as
+    ``DropPath``) and the layer scale form one factor, and the residual is
+    one ``addcmul`` pass instead of up to three;
+  - inference on CPU (fp32): the stem's convolutions apply GELU in
+    oneDNN's epilogue (hooks on those GELU modules are not called there);
+  - inference on CPU runs the stem and the high-resolution stages a few
+    images at a time (at most ~8 MiB of MLP hidden map per chunk), so a
+    chunk's maps stay in the CPU caches between consecutive layers; the
+    outputs are those of the whole batch (every layer is per-image in
+    eval mode).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -46,6 +73,7 @@ from mmengine.model import BaseModule
 
 from swat_mm.registry import MODELS
 from ..layers import LayerNorm2d, ResDWConv
+from ..layers.onednn import OneDNNLinear, onednn_ok
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
                    check_stage_lengths, freeze, init_official, parse_arch,
                    per_stage)
@@ -59,53 +87,6 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
 def _nchw(x: torch.Tensor) -> torch.Tensor:
     """(B, H, W, C) -> (B, C, H, W) view, channels-last in memory."""
     return x.permute(0, 3, 1, 2)
-
-
-# oneDNN's linear with the bias (and GELU) in the GEMM epilogue: PyTorch's
-# own CPU addmm copies the bias into the output first and applies GELU in a
-# further pass. The op is what inductor emits for CPU inference; it has no
-# autograd formula (see _OneDNNLinear for training), and it is used in fp32
-# only (under autocast F.linear is what gets the reduced precision).
-_HAS_ONEDNN_LINEAR = (torch.backends.mkldnn.is_available()
-                      and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
-
-
-class _OneDNNLinear(torch.autograd.Function):
-    """``F.linear`` with oneDNN's fused-bias forward and the usual
-    backward (two GEMMs and a sum), for training on CPU."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor,
-                bias: Optional[torch.Tensor]) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, 'none',
-                                                  [], '')
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        x, weight = ctx.saved_tensors
-        grad2d = grad.reshape(-1, grad.shape[-1])
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = (grad2d @ weight).reshape(x.shape)
-        if ctx.needs_input_grad[1]:
-            grad_w = grad2d.t() @ x.reshape(-1, x.shape[-1])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad2d.sum(0)
-        return grad_x, grad_w, grad_b
-
-
-def _onednn_ok(x: torch.Tensor, train: bool = False) -> bool:
-    return (_HAS_ONEDNN_LINEAR and x.device.type == 'cpu'
-            and x.dtype == torch.float32
-            and (train or not torch.is_grad_enabled())
-            and not torch.is_autocast_enabled('cpu')
-            # the jit tracer (FLOP counting) cannot record the op, and
-            # inductor lowers its own fusions from plain F.linear
-            and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling())
 
 
 class PointwiseConv(nn.Conv2d):
@@ -126,13 +107,13 @@ class PointwiseConv(nn.Conv2d):
         """(B, C_in, H, W) -> (B, C_out, H, W), channels-last; with
         ``gelu`` the (exact, erf) GELU of that."""
         weight = self.weight.flatten(1)
-        if _onednn_ok(x):
+        if onednn_ok(x):
             out = torch.ops.mkldnn._linear_pointwise(
                 _nhwc(x), weight, self.bias, 'gelu' if gelu else 'none', [],
                 'none' if gelu else '')
             return _nchw(out)
-        if _onednn_ok(x, train=True):
-            out = _OneDNNLinear.apply(_nhwc(x).contiguous(), weight,
+        if onednn_ok(x, train=True):
+            out = OneDNNLinear.apply(_nhwc(x).contiguous(), weight,
                                       self.bias)
         else:
             out = F.linear(_nhwc(x), weight, self.bias)
@@ -220,9 +201,13 @@ class Attention(nn.Module):
         """(B, C, H, W) -> (B, C, H, W)."""
         B, C, H, W = x.shape
         heads = self.num_heads
-        # (B, H, W, 3C) -> 3 x (B, heads, N, head_dim), views only.
+        # (B, H, W, 3C) -> 3 x (B, heads, N, head_dim), views only. Split
+        # on the q/k/v axis in place: the backward of unbind stacks the
+        # three gradients along that axis, which is then directly the
+        # contiguous (B, N, heads, 3, head_dim) gradient of the projection
+        # (splitting a permuted view would need one more copy).
         qkv = _nhwc(self.qkv(x)).reshape(B, H * W, heads, 3, C // heads)
-        q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(3))
         x = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.,
             scale=self.scale)
@@ -232,19 +217,82 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(x))
 
 
-def _unfold3x3(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) -> (B, h*w, C, 9): each position's zero-padded 3x3
-    neighbourhood, row-major."""
-    B, C, h, w = x.shape
-    return F.unfold(x, 3, padding=1).reshape(B, C, 9, h * w).permute(0, 3, 1, 2)
+def _gather3x3(x: torch.Tensor) -> torch.Tensor:
+    """(B, h, w, C) -> (B, h*w, 9, C): each position's zero-padded 3x3
+    neighbourhood, row-major (``F.unfold``'s order), as nine shifted
+    windows of the padded map."""
+    B, h, w, C = x.shape
+    padded = F.pad(x, (0, 0, 1, 1, 1, 1))
+    return torch.stack([padded[:, i:i + h, j:j + w]
+                        for i in range(3) for j in range(3)],
+                       3).reshape(B, h * w, 9, C)
 
 
-def _fold3x3(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """(B, h*w, C, 9) -> (B, C, h, w): adjoint of :func:`_unfold3x3`, each
-    neighbour's value added back to the position it came from."""
-    B, L, C, _ = x.shape
-    return F.fold(x.permute(0, 2, 3, 1).reshape(B, C * 9, L), size, 3,
-                  padding=1)
+def _scatter3x3(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, h*w, 9, C) -> (B, h, w, C): the adjoint of :func:`_gather3x3`,
+    each neighbour's value added back to the position it came from."""
+    B, _, _, C = x.shape
+    x = x.reshape(B, h, w, 9, C)
+    out = x.new_zeros(B, h + 2, w + 2, C)
+    for k in range(9):
+        i, j = divmod(k, 3)
+        out[:, i:i + h, j:j + w] += x[:, :, :, k]
+    return out[:, 1:h + 1, 1:w + 1]
+
+
+class _Gather3x3(torch.autograd.Function):
+    """:func:`_gather3x3` whose backward is :func:`_scatter3x3` (its
+    adjoint): autograd through the windows and the stack would build nine
+    zero-filled full-size gradients and add them up."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.size = x.shape[1:3]
+        return _gather3x3(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return _Scatter3x3.apply(grad, *ctx.size)
+
+
+class _Scatter3x3(torch.autograd.Function):
+    """:func:`_scatter3x3` whose backward is :func:`_gather3x3`."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        return _scatter3x3(x, h, w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _Gather3x3.apply(grad), None, None
+
+
+def _neighbours3x3(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) channels-last map -> (B, h*w, 9, C): each position's
+    zero-padded 3x3 neighbourhood, row-major (``F.unfold``'s order), read
+    as nine shifted windows of the (B, h, w, C) view; ``F.unfold`` would
+    walk the map channel by channel (slower, and in the transposed
+    layout)."""
+    if _plain_autograd(x):
+        return _gather3x3(_nhwc(x))
+    return _Gather3x3.apply(_nhwc(x))
+
+
+def _fold_neighbours3x3(x: torch.Tensor, size: Tuple[int, int]
+                        ) -> torch.Tensor:
+    """(B, h*w, 9, C) -> (B, h, w, C): adjoint of :func:`_neighbours3x3`,
+    each neighbour's value added back to the position it came from
+    (``F.fold``'s sum, in (B, h, w, C) memory)."""
+    if _plain_autograd(x):
+        return _scatter3x3(x, *size)
+    return _Scatter3x3.apply(x, *size)
+
+
+def _plain_autograd(x: torch.Tensor) -> bool:
+    # no gradient to record, or the jit tracer (FLOP counting), which does
+    # not record custom autograd functions
+    return not (torch.is_grad_enabled() and x.requires_grad) \
+        or torch.jit.is_tracing()
 
 
 class StokenAttention(nn.Module):
@@ -321,24 +369,30 @@ class StokenAttention(nn.Module):
         pixels = _nhwc(x).reshape(B, hh, h, ww, w, C).transpose(2, 3)
         pixels = pixels.reshape(B, hh * ww, h * w, C)
 
+        # The affinities are kept as (B, hh*ww, 9, h*w), the transpose of
+        # the official (..., h*w, 9): the softmax over the 9 super tokens
+        # then runs along a strided axis, vectorised over the pixels, which
+        # is some 15x faster than a softmax along a contiguous axis of 9.
         with torch.no_grad():
             for idx in range(self.n_iter):
-                # (B, hh*ww, h*w, 9): affinity of every pixel to the 9 super
-                # tokens around its cell.
-                affinity = (pixels @ _unfold3x3(stokens)) * self.scale
-                affinity = affinity.softmax(-1)
-                affinity_sum = _fold3x3(affinity.sum(2).unsqueeze(2),
-                                        (hh, ww))
+                affinity = (_neighbours3x3(stokens)
+                            @ pixels.transpose(-1, -2)) * self.scale
+                affinity = affinity.softmax(-2)
+                # (B, hh, ww, 1): total affinity gathered by each token
+                affinity_sum = _fold_neighbours3x3(
+                    affinity.sum(-1, keepdim=True), (hh, ww))
                 if idx < self.n_iter - 1:
-                    stokens = _fold3x3(pixels.transpose(-1, -2) @ affinity,
-                                       (hh, ww)) / (affinity_sum + 1e-12)
+                    stokens = _nchw(
+                        _fold_neighbours3x3(affinity @ pixels, (hh, ww))
+                        / (affinity_sum + 1e-12))
 
-        stokens = _fold3x3(pixels.transpose(-1, -2) @ affinity,
-                           (hh, ww)) / (affinity_sum + 1e-12)
+        stokens = _nchw(
+            _fold_neighbours3x3(affinity @ pixels, (hh, ww))
+            / (affinity_sum + 1e-12))
         stokens = self.stoken_refine(stokens)
         # (B, hh*ww, h*w, C): token upsampling with the same affinities,
         # written back as a channels-last map.
-        pixels = affinity @ _unfold3x3(stokens).transpose(-1, -2)
+        pixels = affinity.transpose(-1, -2) @ _neighbours3x3(stokens)
         pixels = pixels.reshape(B, hh, ww, h, w, C).transpose(2, 3)
         pixels = _nchw(pixels.reshape(B, H, W, C))
         if pad_r or pad_b:
@@ -351,14 +405,20 @@ class _DropPath(DropPath):
     ``1 / keep_prob`` scale applied to the per-sample mask rather than to
     the whole map: one pass over the map instead of two."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def sample_scale(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """The per-sample factor (B, 1, ..., 1), 0 or ``1 / keep_prob``, for
+        a batch like ``x``; None where the path is the identity."""
         if self.drop_prob == 0. or not self.training:
-            return x
+            return None
         keep_prob = 1 - self.drop_prob
         shape = (x.shape[0], ) + (1, ) * (x.ndim - 1)
         mask = (keep_prob + torch.rand(shape, dtype=x.dtype,
                                        device=x.device)).floor_()
-        return x * (mask / keep_prob)
+        return mask / keep_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.sample_scale(x)
+        return x if scale is None else x * scale
 
 
 class StokenAttentionLayer(nn.Module):
@@ -408,23 +468,62 @@ class StokenAttentionLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
         x = self.pos_embed(x)
-        # drop_path (a per-sample scale) commutes with the per-channel layer
-        # scale; in eval mode it is the identity and _residual fuses the rest
-        x = _residual(x, self.drop_path(self.attn(self.norm1(x))),
-                      self.gamma_1 if self.layer_scale else None)
-        return _residual(x, self.drop_path(self.mlp2(self.norm2(x))),
-                         self.gamma_2 if self.layer_scale else None)
+        x = _residual(x, self.attn(self.norm1(x)),
+                      self.gamma_1 if self.layer_scale else None,
+                      self.drop_path)
+        return _residual(x, self.mlp2(self.norm2(x)),
+                         self.gamma_2 if self.layer_scale else None,
+                         self.drop_path)
+
+
+class _ScaledResidual(torch.autograd.Function):
+    """``x + branch * scale`` (``scale`` broadcast, e.g. (B, C, 1, 1)) with
+    the minimal backward: ``addcmul``'s own formula multiplies ``branch``
+    by its (unit) value in one more pass over the map before forming the
+    gradient of ``scale``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, branch: torch.Tensor,
+                scale: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(branch if ctx.needs_input_grad[2] else None,
+                              scale)
+        return torch.addcmul(x, branch, scale)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        branch, scale = ctx.saved_tensors
+        grad_branch = grad * scale if ctx.needs_input_grad[1] else None
+        grad_scale = (grad * branch).sum_to_size(scale.shape) \
+            if ctx.needs_input_grad[2] else None
+        return grad, grad_branch, grad_scale
 
 
 def _residual(x: torch.Tensor, branch: torch.Tensor,
-              gamma: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``x + gamma * branch`` (``gamma`` None: 1). Without autograd it is
-    written into ``branch``, a fresh tensor of the block, instead of
-    allocating one or two more maps."""
+              gamma: Optional[torch.Tensor] = None,
+              drop_path: Optional[nn.Module] = None) -> torch.Tensor:
+    """``x + drop_path(gamma * branch)`` (``gamma`` None: 1).
+
+    Stochastic depth is a per-sample scale, which commutes with the
+    per-channel layer scale, so both become one factor and the sum one
+    ``addcmul`` pass over the map (instead of up to three). The random draw
+    happens after the branch ran, as in the plain formulation, so dropout
+    inside the branch sees the same generator state. Without autograd the
+    sum is written into ``branch``, a fresh tensor of the block, instead of
+    allocating more maps."""
+    scale = gamma
+    if isinstance(drop_path, _DropPath):
+        keep = drop_path.sample_scale(branch)
+        if keep is not None:
+            scale = keep if scale is None else scale * keep
     if torch.is_grad_enabled():
-        return x + (branch if gamma is None else gamma * branch)
-    if gamma is not None:
-        branch = branch.mul_(gamma)
+        if scale is None:
+            return x + branch
+        if torch.jit.is_tracing():  # records no custom functions
+            return torch.addcmul(x, branch, scale)
+        return _ScaledResidual.apply(x, branch, scale)
+    if scale is not None:
+        branch = branch.mul_(scale)
     return branch.add_(x)
 
 
@@ -446,7 +545,21 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)
+        if not onednn_ok(x):
+            return self.proj(x)
+        # Inference: each convolution with its GELU in oneDNN's epilogue
+        # (one pass over the map fewer; the stem's maps are the largest).
+        layers = list(self.proj)
+        for conv, act, norm in zip(layers[0::3], layers[1::3],
+                                   layers[2::3]):
+            if type(act) is nn.GELU and act.approximate == 'none':
+                x = torch.ops.mkldnn._convolution_pointwise(
+                    x, conv.weight, conv.bias, conv.padding, conv.stride,
+                    conv.dilation, conv.groups, 'gelu', [], 'none')
+            else:
+                x = act(conv(x))
+            x = norm(x)
+        return x
 
 
 class PatchMerging(nn.Module):
@@ -624,17 +737,45 @@ class STViT(StagedBackboneMixin, BaseModule):
         # PyTorch's defaults.
         init_official(self)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """(B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i)."""
-        check_input(x, self.in_channels, 'STViT')
-        # Channels-last throughout: LayerNorm over C and the 1x1 convs work
-        # on the contiguous (B, H, W, C) view, and CPU depth-wise
-        # convolutions are faster in it.
-        x = x.contiguous(memory_format=torch.channels_last)
-        x = self.pos_drop(self.patch_embed(x))
+    # Inference runs the stem and the early, high-resolution stages on a few
+    # images at a time, so that one chunk's widest map (the MLP's hidden
+    # layer) stays in the CPU caches between the 1x1 convolution, the
+    # depth-wise convolution and the next 1x1 convolution instead of
+    # making a round trip through memory for each of them.
+    _CHUNK_BYTES = 8 << 20  # bytes of the hidden map per chunk
+
+    def _inference_chunks(self, x: torch.Tensor) -> List[Optional[int]]:
+        """Images per chunk for each stage (None: the whole batch)."""
+        if self.training or torch.is_grad_enabled() or x.device.type != 'cpu':
+            return [None] * self.num_stages
+        B, _, H, W = x.shape
+        # stride-2 3x3 convolutions with padding 1: twice in the stem,
+        # once per down-sampling
+        H, W = -(-H // 4), -(-W // 4)
+        chunks: List[Optional[int]] = []
+        for layer in self.layers:
+            hidden = layer.blocks[0].mlp2.fc1.out_channels if len(
+                layer.blocks) else 0
+            per_image = H * W * hidden * x.element_size()
+            chunk = max(1, self._CHUNK_BYTES // max(per_image, 1))
+            # as many chunks as needed, evened out (8 images by at most 5
+            # per chunk: 4 + 4, not 5 + 3)
+            num = -(-B // chunk)
+            chunks.append(-(-B // num) if num > 1 else None)
+            H, W = -(-H // 2), -(-W // 2)
+        return chunks
+
+    def _run_stages(self, x: torch.Tensor, start: int, stop: int,
+                    last: int) -> Tuple[Optional[torch.Tensor],
+                                        List[torch.Tensor]]:
+        """Stages ``start`` to ``stop - 1`` (the stem first when ``start``
+        is 0); returns the input of stage ``stop`` (None after ``last``)
+        and the requested stage maps."""
         outs = []
-        last = max(self.out_indices)
-        for i, layer in enumerate(self.layers):
+        if start == 0:
+            x = self.pos_drop(self.patch_embed(x))
+        for i in range(start, stop):
+            layer = self.layers[i]
             for blk in layer.blocks:
                 x = self._run_block(blk, x)
             if i in self.out_indices:
@@ -643,6 +784,35 @@ class STViT(StagedBackboneMixin, BaseModule):
             if i == last:
                 # Later stages would only cost time (and leave DDP with
                 # parameters that get no gradient).
-                break
+                return None, outs
             x = layer.downsample(x)
+        return x, outs
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i)."""
+        check_input(x, self.in_channels, 'STViT')
+        # Channels-last throughout: LayerNorm over C and the 1x1 convs work
+        # on the contiguous (B, H, W, C) view, and CPU depth-wise
+        # convolutions are faster in it.
+        x = x.contiguous(memory_format=torch.channels_last)
+        chunks = self._inference_chunks(x)
+        last = max(self.out_indices)
+        outs: List[torch.Tensor] = []
+        start = 0
+        while start <= last:
+            # consecutive stages with the same chunking run chunk by chunk
+            stop = start + 1
+            while stop <= last and chunks[stop] == chunks[start]:
+                stop += 1
+            if chunks[start] is None:
+                x, stage_outs = self._run_stages(x, start, stop, last)
+            else:
+                pieces = [self._run_stages(part, start, stop, last)
+                          for part in x.split(chunks[start])]
+                x = None if pieces[0][0] is None else torch.cat(
+                    [p[0] for p in pieces])
+                stage_outs = [torch.cat(o)
+                              for o in zip(*(p[1] for p in pieces))]
+            outs += stage_outs
+            start = stop
         return tuple(outs)

@@ -55,7 +55,14 @@ class OneDNNLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = (grad2d @ weight).reshape(x.shape)
         if ctx.needs_input_grad[1]:
-            grad_w = grad2d.t() @ x.reshape(-1, x.shape[-1])
+            x2d = x.reshape(-1, x.shape[-1])
+            # The same product in either orientation; for long inputs MKL
+            # is markedly faster (up to 1.6x for STViT's stage-1/2 MLPs)
+            # when the result has the smaller of the two dimensions as rows.
+            if x2d.shape[1] < grad2d.shape[1] and x2d.shape[0] > 4096:
+                grad_w = (x2d.t() @ grad2d).t().contiguous()
+            else:
+                grad_w = grad2d.t() @ x2d
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad2d.sum(0)
         return grad_x, grad_w, grad_b
