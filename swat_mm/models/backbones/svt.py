@@ -79,16 +79,20 @@ def _he_normal_fan_out(m: nn.Conv2d) -> None:
 
 
 class DWConv(nn.Module):
-    """Depth-wise 3x3 conv on tokens; keys ``dwconv.*`` as officially."""
+    """Depth-wise 3x3 conv on tokens followed by the FFN's GELU (fused on
+    CPU, see :func:`~swat_mm.models.layers.onednn.conv2d_gelu`); keys
+    ``dwconv.*`` as officially."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, bias=True, groups=dim)
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        """(B, H*W, C) -> (B, H*W, C)."""
+        """(B, H*W, C) -> GELU(dwconv(x)), (B, H*W, C)."""
         B, N, C = x.shape
-        x = self.dwconv(x.transpose(1, 2).reshape(B, C, H, W))
+        # the tokens as a channels-last (B, C, H, W) view; the conv's
+        # output is channels-last too, so the way back is a view as well
+        x = conv2d_gelu(x.transpose(1, 2).reshape(B, C, H, W), self.dwconv)
         return x.flatten(2).transpose(1, 2)
 
 
@@ -103,14 +107,8 @@ class FFN(nn.Module):
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """(B, H*W, C) -> (B, H*W, C)."""
-        x = linear(x, self.fc1.weight, self.fc1.bias)
-        B, N, C = x.shape
-        # the tokens as a channels-last (B, C, H, W) view; the conv's
-        # output is channels-last too, so the way back is a view as well
-        x = conv2d_gelu(x.transpose(1, 2).reshape(B, C, H, W),
-                        self.dwconv.dwconv)
-        return linear(x.flatten(2).transpose(1, 2), self.fc2.weight,
-                      self.fc2.bias)
+        x = self.dwconv(linear(x, self.fc1.weight, self.fc1.bias), H, W)
+        return linear(x, self.fc2.weight, self.fc2.bias)
 
 
 class Attention(nn.Module):
