@@ -401,6 +401,29 @@ def test_pointwise_conv_training_gradients(cin, cout):
         _assert_close(ours[2][name], ref[2][name], name)
 
 
+@pytest.mark.parametrize('kernel_size', [3, 5])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_res_dwconv_is_x_plus_conv(kernel_size, channels_last):
+    """The shared residual depth-wise conv (one conv with 1 added at the
+    kernel centre) gives ``x + conv(x)`` and its gradients, keeps only the
+    conv's state-dict keys, and refuses even kernels."""
+    from swat_mm.models.layers import ResDWConv
+    torch.manual_seed(0)
+    layer = ResDWConv(6, kernel_size)
+    assert list(layer.state_dict()) == ['conv.weight', 'conv.bias']
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 6, 9, 7).contiguous(memory_format=fmt)
+    ours = _outputs_and_grads(layer, layer, x)
+    ref = _outputs_and_grads(lambda t: t + layer.conv(t), layer, x)
+    assert ours[0].is_contiguous(memory_format=fmt)
+    for a, b, name in zip(ours[:2], ref[:2], ('output', 'input grad')):
+        _assert_close(a, b, name)
+    for name in ref[2]:
+        _assert_close(ours[2][name], ref[2][name], name)
+    with pytest.raises(ValueError, match='odd'):
+        ResDWConv(6, 4)
+
+
 def test_neighbour_gather_scatter_are_unfold_fold_with_exact_gradients():
     """The 3x3 gather/scatter autograd functions equal F.unfold / F.fold
     and pass gradcheck (float64), each being the other's backward."""

@@ -31,7 +31,8 @@ float rounding:
 * Speed (docs/benchmarks.md): the backbone runs channels-last inside (outputs
   are NCHW); 1x1 convolutions are GEMMs over the (B, H, W, C) view
   (:class:`PointwiseConv`, oneDNN with fused bias/GELU on CPU in fp32);
-  ``x + dwconv(x)`` is one convolution with 1 added to the kernel centre;
+  ``x + dwconv(x)`` is one convolution with 1 added to the kernel centre
+  (:class:`~swat_mm.models.layers.ResDWConv`);
   without autograd, residual sums and layer scales are written into the
   branch's fresh output (forward hooks that keep a block's attention or
   MLP output in inference see it with the residual added). Further
@@ -122,24 +123,6 @@ class PointwiseConv(nn.Conv2d):
         return _nchw(F.gelu(out) if gelu else out)
 
 
-class _FusedResDWConv(ResDWConv):
-    """``x + dwconv(x)`` as one depth-wise convolution whose kernel has 1
-    added at its centre: one pass over the map instead of two, same
-    parameters and gradients (the identity kernel is a constant)."""
-
-    def __init__(self, channels: int, kernel_size: int = 3) -> None:
-        super().__init__(channels, kernel_size)
-        eye = torch.zeros(1, 1, kernel_size, kernel_size)
-        eye[..., kernel_size // 2, kernel_size // 2] = 1.
-        self.register_buffer('eye', eye, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
-        conv = self.conv
-        return F.conv2d(x, conv.weight + self.eye.to(conv.weight.dtype),
-                        conv.bias, 1, conv.padding, 1, conv.groups)
-
-
 class ConvMlp(nn.Module):
     """1x1 conv, GELU, residual 3x3 depth-wise conv, 1x1 conv on NCHW maps.
 
@@ -154,7 +137,7 @@ class ConvMlp(nn.Module):
         super().__init__()
         self.fc1 = PointwiseConv(in_channels, hidden_channels)
         self.act1 = nn.GELU()
-        self.conv = _FusedResDWConv(hidden_channels, 3)
+        self.conv = ResDWConv(hidden_channels, 3)
         self.fc2 = PointwiseConv(hidden_channels, in_channels)
         self.drop = nn.Dropout(drop)
 
@@ -448,7 +431,7 @@ class StokenAttentionLayer(nn.Module):
                  norm_cfg: Optional[dict] = None) -> None:
         super().__init__()
         norm_cfg = norm_cfg or dict(type='BN')
-        self.pos_embed = _FusedResDWConv(dim, 3)
+        self.pos_embed = ResDWConv(dim, 3)
         self.norm1 = LayerNorm2d(dim, eps=1e-6)
         self.attn = StokenAttention(
             dim, stoken_size=stoken_size, n_iter=n_iter, num_heads=num_heads,
