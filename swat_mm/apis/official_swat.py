@@ -193,6 +193,38 @@ def patch_vit_blocks(timm_dir: str, c: int, p: int, attn_kernel: int,
         f"self.H = self.W = {grid}"))
 
 
+def patch_mixer_blocks(timm_dir: str, grid: int, sub_patch: int,
+                       token_channels: int, token_kernel: int,
+                       channel_kernel: int) -> None:
+    """Set the grid, sub-patch, token channels and kernels that the
+    official ``MixerBlockConv`` hard-codes (its Mixer-Ti values)."""
+    replace_active(osp.join(timm_dir, 'models', 'mlp_mixer.py'), (
+        "self.H = self.W = 14\n"
+        "        self.h =self.w = 8\n"
+        "        self.c = 4 # Mixer-Ti\n"
+        "        #self.c = 8 # Mixer-S\n"
+        "        self.ks1 = 3\n"
+        "        self.ks2 = 5\n"), (
+        f"self.H = self.W = {grid}\n"
+        f"        self.h =self.w = {sub_patch}\n"
+        f"        self.c = {token_channels}\n"
+        f"        self.ks1 = {token_kernel}\n"
+        f"        self.ks2 = {channel_kernel}\n"))
+
+
+def patch_resmlp_blocks(timm_dir: str, grid: int, sub_patch: int,
+                        token_channels: int) -> None:
+    """Set the grid, sub-patch and token channels that the official
+    ``ResBlockConv`` hard-codes (its kernels stay 3 and 5)."""
+    replace_active(osp.join(timm_dir, 'models', 'mlp_mixer.py'), (
+        "self.H = self.W = 14\n"
+        "        self.h =self.w = 8\n"
+        "        self.c = 6\n"), (
+        f"self.H = self.W = {grid}\n"
+        f"        self.h =self.w = {sub_patch}\n"
+        f"        self.c = {token_channels}\n"))
+
+
 def _comment_active_code(lines, start: int, end: int) -> None:
     """Comment out the code lines of ``lines[start:end]`` that are outside
     triple-quoted strings (the variant the repository ships active)."""
@@ -462,18 +494,8 @@ def build_official_swat_mixer(repo: str, ours: nn.Module) -> nn.Module:
     with tempfile.TemporaryDirectory(prefix='official_swat_') as tmp:
         timm = copy_timm(repo, tmp)
         s, grid, size = _mlp_tokenizer(ours, timm)
-        replace_active(osp.join(timm, 'models', 'mlp_mixer.py'), (
-            "self.H = self.W = 14\n"
-            "        self.h =self.w = 8\n"
-            "        self.c = 4 # Mixer-Ti\n"
-            "        #self.c = 8 # Mixer-S\n"
-            "        self.ks1 = 3\n"
-            "        self.ks2 = 5\n"), (
-            f"self.H = self.W = {grid}\n"
-            f"        self.h =self.w = {s['sub_patch']}\n"
-            f"        self.c = {s['token_channels']}\n"
-            f"        self.ks1 = {s['token_kernel']}\n"
-            f"        self.ks2 = {s['channel_kernel']}\n"))
+        patch_mixer_blocks(timm, grid, s['sub_patch'], s['token_channels'],
+                           s['token_kernel'], s['channel_kernel'])
         mm = import_official(timm, 'mlp_mixer')
     model = mm.MlpMixer(
         num_classes=1000, img_size=size, patch_size=size // grid,
@@ -495,13 +517,7 @@ def build_official_swat_resmlp(repo: str, ours: nn.Module) -> nn.Module:
     with tempfile.TemporaryDirectory(prefix='official_swat_') as tmp:
         timm = copy_timm(repo, tmp)
         s, grid, size = _mlp_tokenizer(ours, timm)
-        replace_active(osp.join(timm, 'models', 'mlp_mixer.py'), (
-            "self.H = self.W = 14\n"
-            "        self.h =self.w = 8\n"
-            "        self.c = 6\n"), (
-            f"self.H = self.W = {grid}\n"
-            f"        self.h =self.w = {s['sub_patch']}\n"
-            f"        self.c = {s['token_channels']}\n"))
+        patch_resmlp_blocks(timm, grid, s['sub_patch'], s['token_channels'])
         mm = import_official(timm, 'mlp_mixer')
     model = mm.MlpMixer(
         num_classes=1000, img_size=size, patch_size=size // grid,

@@ -43,8 +43,8 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from swat_mm.apis.official_swat import (  # noqa: E402
-    copy_timm, import_official, patch_vit_blocks, patch_vit_tokenizer,
-    replace_active)
+    copy_timm, import_official, patch_mixer_blocks, patch_resmlp_blocks,
+    patch_vit_blocks, patch_vit_tokenizer)
 from tests.golden.synth import synth_input, synth_state_dict  # noqa: E402
 
 OUT_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'data')
@@ -99,18 +99,8 @@ def _patch_mlp_tokenizer(timm_dir: str, case: dict) -> tuple:
 def build_mixer(timm_dir: str, case: dict) -> torch.nn.Module:
     a = case['arch']
     t, grid = _patch_mlp_tokenizer(timm_dir, case)
-    replace_active(osp.join(timm_dir, 'models', 'mlp_mixer.py'), (
-        "self.H = self.W = 14\n"
-        "        self.h =self.w = 8\n"
-        "        self.c = 4 # Mixer-Ti\n"
-        "        #self.c = 8 # Mixer-S\n"
-        "        self.ks1 = 3\n"
-        "        self.ks2 = 5\n"), (
-        f"self.H = self.W = {grid}\n"
-        f"        self.h =self.w = {t['p']}\n"
-        f"        self.c = {t['c']}\n"
-        f"        self.ks1 = {a.get('token_kernel', 3)}\n"
-        f"        self.ks2 = {a.get('channel_kernel', 5)}\n"))
+    patch_mixer_blocks(timm_dir, grid, t['p'], t['c'],
+                       a.get('token_kernel', 3), a.get('channel_kernel', 5))
     mm = import_official(timm_dir, 'mlp_mixer')
     size = case['input'][-1]
     return mm.MlpMixer(
@@ -126,13 +116,7 @@ def build_resmlp(timm_dir: str, case: dict) -> torch.nn.Module:
     if a.get('token_kernel', 3) != 3 or a.get('channel_kernel', 5) != 5:
         raise SystemExit('the official ResBlockConv fixes its kernels to '
                          '3 (tokens) and 5 (channels)')
-    replace_active(osp.join(timm_dir, 'models', 'mlp_mixer.py'), (
-        "self.H = self.W = 14\n"
-        "        self.h =self.w = 8\n"
-        "        self.c = 6\n"), (
-        f"self.H = self.W = {grid}\n"
-        f"        self.h =self.w = {t['p']}\n"
-        f"        self.c = {t['c']}\n"))
+    patch_resmlp_blocks(timm_dir, grid, t['p'], t['c'])
     mm = import_official(timm_dir, 'mlp_mixer')
     size = case['input'][-1]
     # the official resmlp_12_224 with its commented-out SWAT block
