@@ -7,6 +7,7 @@ import os.path as osp
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from swat_mm.apis import benchmark as bm
 from swat_mm.models.backbones.stvit import STViT
@@ -221,3 +222,71 @@ def test_official_svt_only_where_it_exists():
     ours = SVT(arch=SVT_SMALL_ARCH, num_scatter_stages=2)
     with pytest.raises(ValueError, match='one scatter stage'):
         bm.build_official_svt(OFFICIAL_SVT, ours)
+
+
+class _OutputShapes(TorchDispatchMode):
+    """Records the shape of every tensor an aten op returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.shapes.add(tuple(t.shape))
+        return out
+
+
+# Global attention over N tokens; input sizes chosen so that no image map,
+# no channel count and no square weight shows a trailing (N, N).
+SDPA_CASES = {
+    # 128x160 input: the super-token refinement of stages 1-2 (8x10 super
+    # tokens) and the global attention of stages 3-4 (8x10 and 4x5 tokens)
+    'stvit': ('STViT', dict(arch=TINY, stoken_size=(4, 2, 1, 1)),
+              (128, 160), [80, 20]),
+    # stages 2-4 of SVT at 128x160: 16x20, 8x10, 4x5 tokens
+    'svt': ('SVT', dict(arch=dict(stem_channels=8, embed_dims=[16, 24, 32, 40],
+                                  depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 5],
+                                  mlp_ratios=[2, 2, 2, 2]),
+                        img_size=(128, 160)), (128, 160), [320, 80, 20]),
+    # SWAT DeiT-style ViT at 48x80: 6x10 tokens
+    'swat_vit': ('SWATViT', dict(arch=dict(
+        embed_dims=32, num_layers=2, num_heads=2, token_channels=2,
+        sub_patch=4, stem_channels=16, pos_map_size=4, mlp_ratio=2.,
+        mlp_kernel=3), img_size=(48, 80), out_type='featmap'), (48, 80),
+        [60]),
+}
+
+
+def _attention_maps(name, kwargs, size, tokens, train):
+    from swat_mm.models import backbones
+    torch.manual_seed(0)
+    model = getattr(backbones, name)(drop_path_rate=0., **kwargs)
+    x = torch.randn(1, 3, *size)
+    rec = _OutputShapes()
+    if train:
+        model.train()
+        with rec:
+            sum(o.mean() for o in model(x)).backward()
+    else:
+        model.eval()
+        with torch.no_grad(), rec:
+            model(x)
+    return sorted(s for s in rec.shapes
+                  if len(s) >= 2 and s[-1] == s[-2] and s[-1] in tokens)
+
+
+@pytest.mark.parametrize('train', [False, True], ids=['infer', 'train'])
+@pytest.mark.parametrize('family', sorted(SDPA_CASES))
+def test_global_attention_never_materialises_n_by_n(family, train):
+    """``F.scaled_dot_product_attention`` keeps the N x N attention map out
+    of every op's outputs, forward and backward (deterministic: the shapes
+    aten ops return); the same model on PyTorch's math backend does
+    produce it, so the check can fail."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    name, kwargs, size, tokens = SDPA_CASES[family]
+    assert _attention_maps(name, kwargs, size, tokens, train) == []
+    with sdpa_kernel(SDPBackend.MATH):
+        assert _attention_maps(name, kwargs, size, tokens, train)
