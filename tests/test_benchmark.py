@@ -11,12 +11,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from swat_mm.apis import benchmark as bm
 from swat_mm.models.backbones.stvit import STViT
+from tests.tiny_archs import (STVIT_TINY, SVT_TINY, SWAT_MIXER_TINY,
+                               SWAT_RESMLP_TINY, SWAT_SWIN_TINY, SWAT_VIT_TINY)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OFFICIAL_STVIT = os.environ.get('SWAT_MM_OFFICIAL_STVIT',
                                 '/work/official/STViT')
-TINY = dict(embed_dims=[16, 32, 48, 64], depths=[1, 1, 2, 1],
-            num_heads=[1, 2, 3, 4])
+TINY = STVIT_TINY
 
 
 def test_cli_writes_csv_and_json(tmp_path):
@@ -150,25 +151,12 @@ def _saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
 # that both runs build the same graph
 WITH_CP_CASES = {
     'stvit': ('STViT', dict(arch=TINY, stoken_size=(4, 2, 1, 1)), 64),
-    'svt': ('SVT', dict(arch=dict(stem_channels=8, embed_dims=[16, 24, 32, 40],
-                                  depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 5],
-                                  mlp_ratios=[2, 2, 2, 2]), img_size=64), 64),
-    'swat_vit': ('SWATViT', dict(arch=dict(
-        embed_dims=32, num_layers=4, num_heads=2, token_channels=2,
-        sub_patch=4, stem_channels=16, pos_map_size=4, mlp_ratio=2.,
-        mlp_kernel=3), img_size=32), 32),
-    'swat_mixer': ('SWATMixer', dict(arch=dict(
-        embed_dims=32, num_layers=3, token_channels=2, sub_patch=4,
-        stem_channels=16, token_kernel=3, channel_kernel=3), img_size=32), 32),
-    'swat_resmlp': ('SWATResMLP', dict(arch=dict(
-        embed_dims=48, num_layers=3, token_channels=3, sub_patch=4,
-        stem_channels=16, mlp_ratio=2.), img_size=32), 32),
-    'swat_swin': ('SWATSwin', dict(arch=dict(
-        depths=[2, 2, 2, 1], num_heads=[1, 2, 2, 4], window_size=[4, 4, 2, 2],
-        attn_conv=[(4, 2, 2, 3), (2, 4, 4, 1), (4, 4, 4, 3), (2, 8, 8, 3)],
-        merge_conv=[(4, 2, 2, 3), (2, 4, 4, 3), (4, 4, 4, 1)],
-        tokenizer=dict(stem_channels=16, out_channels=4), mlp_ratio=2.)),
-        64),
+    'svt': ('SVT', dict(arch=SVT_TINY, img_size=64), 64),
+    'swat_vit': ('SWATViT', dict(arch=SWAT_VIT_TINY, img_size=32), 32),
+    'swat_mixer': ('SWATMixer', dict(arch=SWAT_MIXER_TINY, img_size=32), 32),
+    'swat_resmlp': ('SWATResMLP', dict(arch=SWAT_RESMLP_TINY, img_size=32),
+                    32),
+    'swat_swin': ('SWATSwin', dict(arch=SWAT_SWIN_TINY), 64),
 }
 
 
@@ -247,16 +235,11 @@ SDPA_CASES = {
     'stvit': ('STViT', dict(arch=TINY, stoken_size=(4, 2, 1, 1)),
               (128, 160), [80, 20]),
     # stages 2-4 of SVT at 128x160: 16x20, 8x10, 4x5 tokens
-    'svt': ('SVT', dict(arch=dict(stem_channels=8, embed_dims=[16, 24, 32, 40],
-                                  depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 5],
-                                  mlp_ratios=[2, 2, 2, 2]),
-                        img_size=(128, 160)), (128, 160), [320, 80, 20]),
+    'svt': ('SVT', dict(arch=SVT_TINY, img_size=(128, 160)), (128, 160),
+            [320, 80, 20]),
     # SWAT DeiT-style ViT at 48x80: 6x10 tokens
-    'swat_vit': ('SWATViT', dict(arch=dict(
-        embed_dims=32, num_layers=2, num_heads=2, token_channels=2,
-        sub_patch=4, stem_channels=16, pos_map_size=4, mlp_ratio=2.,
-        mlp_kernel=3), img_size=(48, 80), out_type='featmap'), (48, 80),
-        [60]),
+    'swat_vit': ('SWATViT', dict(arch=SWAT_VIT_TINY, img_size=(48, 80),
+                                 out_type='featmap'), (48, 80), [60]),
 }
 
 

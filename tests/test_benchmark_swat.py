@@ -13,6 +13,7 @@ from swat_mm.apis import official_swat as osw
 from swat_mm.models.backbones.swat_mlp import SWATMixer, SWATResMLP
 from swat_mm.models.backbones.swat_swin import SWATSwin
 from swat_mm.models.backbones.swat_vit import SWATViT
+from tests.tiny_archs import SWAT_MIXER_TINY, SWAT_RESMLP_TINY, SWAT_VIT_TINY
 
 OFFICIAL_SWAT = os.environ.get('SWAT_MM_OFFICIAL_SWAT', '/work/official/SWAT')
 needs_official = pytest.mark.skipif(
@@ -21,14 +22,10 @@ needs_official = pytest.mark.skipif(
     reason=f'no clone of kkahatapitiya/SWAT at {OFFICIAL_SWAT} (set '
     'SWAT_MM_OFFICIAL_SWAT); CI has none')
 
-# num_heads == token_channels, as the official ConvAttention requires
-VIT_TINY = dict(embed_dims=32, num_layers=2, num_heads=2, token_channels=2,
-                sub_patch=4, stem_channels=16, pos_map_size=4, mlp_ratio=2.,
-                mlp_kernel=3)
-MIXER_TINY = dict(embed_dims=32, num_layers=2, token_channels=2, sub_patch=4,
-                  stem_channels=16, token_kernel=3, channel_kernel=3)
-RESMLP_TINY = dict(embed_dims=48, num_layers=2, token_channels=3,
-                   sub_patch=4, stem_channels=16, mlp_ratio=2.)
+# two layers each: the official code runs these in the comparison too
+VIT_TINY = dict(SWAT_VIT_TINY, num_layers=2)
+MIXER_TINY = dict(SWAT_MIXER_TINY, num_layers=2)
+RESMLP_TINY = dict(SWAT_RESMLP_TINY, num_layers=2)
 # Swin-T tables, fewer blocks (the official code runs at 224 only)
 SWIN_SHALLOW = dict(depths=[2, 1, 1, 1], num_heads=[3, 6, 12, 24])
 TOL = dict(rtol=1e-4, atol=1e-5)

@@ -14,12 +14,12 @@ from swat_mm.apis.complexity import count_complexity
 from swat_mm.converters import ConversionError, convert_stvit
 from swat_mm.models.backbones.stvit import STViT
 from tests.golden.synth import synth_state_dict
+from tests.tiny_archs import STVIT_TINY
 
 GOLDEN = osp.join(osp.dirname(__file__), 'golden', 'data')
 CASES = ['stvit_tiny_a', 'stvit_tiny_b', 'stvit_tiny_c', 'stvit_small',
          'stvit_base']
-TINY = dict(embed_dims=[16, 32, 48, 64], depths=[1, 1, 2, 1],
-            num_heads=[1, 2, 3, 4])
+TINY = STVIT_TINY
 
 
 @pytest.fixture(autouse=True)

@@ -23,12 +23,12 @@ from swat_mm.models.heads import SVTClsHead
 from swat_mm.models.layers.spectral import SpectralChannelMixing
 from swat_mm.utils.flops import EXTRA_OP_HANDLES
 from tests.golden.synth import synth_state_dict
+from tests.tiny_archs import SVT_TINY
 
 GOLDEN = osp.join(osp.dirname(__file__), 'golden', 'data')
 CASES = ['svt_tiny_a', 'svt_tiny_b', 'svt_tiny_c', 'svt_h_small']
 # tiny arch for the fast tests; 64 input -> stage maps 16, 8, 4, 2
-TINY = dict(stem_channels=8, embed_dims=[16, 24, 32, 40], depths=[1, 1, 2, 1],
-            num_heads=[1, 2, 4, 5], mlp_ratios=[2, 2, 2, 2])
+TINY = SVT_TINY
 TINY_KW = dict(arch=TINY, img_size=64, drop_path_rate=0.)
 
 

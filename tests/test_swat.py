@@ -18,19 +18,17 @@ from swat_mm.models.backbones.swat_mlp import SWATMixer, SWATResMLP
 from swat_mm.models.backbones.swat_vit import SWATViT
 from swat_mm.models.layers import SWATTokenizer
 from tests.golden.synth import synth_state_dict
+from tests.tiny_archs import (SWAT_MIXER_TINY, SWAT_RESMLP_TINY,
+                               SWAT_VIT_TINY)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GOLDEN = osp.join(ROOT, 'tests', 'golden', 'data')
 CASES = ['swat_vit_tiny_a', 'swat_vit_tiny_b', 'swat_deit_tiny',
          'swat_mixer_tiny_a', 'swat_mixer_tiny', 'swat_resmlp_tiny_a',
          'swat_resmlp_s12']
-VIT_TINY = dict(embed_dims=32, num_layers=4, num_heads=2, token_channels=2,
-                sub_patch=4, stem_channels=16, pos_map_size=4, mlp_ratio=2.,
-                mlp_kernel=3)
-MIXER_TINY = dict(embed_dims=32, num_layers=3, token_channels=2, sub_patch=4,
-                  stem_channels=16, token_kernel=3, channel_kernel=3)
-RESMLP_TINY = dict(embed_dims=48, num_layers=3, token_channels=3,
-                   sub_patch=4, stem_channels=16, mlp_ratio=2.)
+VIT_TINY = SWAT_VIT_TINY
+MIXER_TINY = SWAT_MIXER_TINY
+RESMLP_TINY = SWAT_RESMLP_TINY
 
 
 @pytest.fixture(autouse=True)

@@ -15,18 +15,11 @@ from swat_mm.converters import ConversionError
 from swat_mm.converters.swat_swin import convert_swat_swin, infer_arch
 from swat_mm.models.backbones.swat_swin import SWATSwin
 from tests.golden.synth import synth_input, synth_state_dict
+from tests.tiny_archs import SWAT_SWIN_TINY
 
 GOLDEN = osp.join(osp.dirname(__file__), 'golden', 'data')
 CASES = ['swat_swin_custom_a', 'swat_swin_custom_b', 'swat_swin_tiny']
-# widths 16, 32, 64, 128; every per-stage setting differs from its
-# neighbours'; windows 4, 4, 2, 2
-TINY = dict(
-    depths=[2, 2, 2, 1], num_heads=[1, 2, 2, 4], window_size=[4, 4, 2, 2],
-    shift=[True, True, True, False],
-    attn_conv=[(4, 2, 2, 3), (2, 4, 4, 1), (4, 4, 4, 3), (2, 8, 8, 3)],
-    mlp_dw_kernel=[3, 3, 5, 1],
-    merge_conv=[(4, 2, 2, 3), (2, 4, 4, 3), (4, 4, 4, 1)],
-    tokenizer=dict(stem_channels=16, out_channels=4), mlp_ratio=2.)
+TINY = SWAT_SWIN_TINY
 
 
 @pytest.fixture(autouse=True)

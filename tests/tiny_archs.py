@@ -1,0 +1,32 @@
+"""Small architectures of every backbone family, shared by the unit tests
+(fast on CPU; each per-stage setting differs where the tests need it)."""
+
+# STViT: 4 stages, 64 input -> stage maps 16, 8, 4, 2
+STVIT_TINY = dict(embed_dims=[16, 32, 48, 64], depths=[1, 1, 2, 1],
+                  num_heads=[1, 2, 3, 4])
+
+# SVT: 64 input -> stage maps 16, 8, 4, 2
+SVT_TINY = dict(stem_channels=8, embed_dims=[16, 24, 32, 40],
+                depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 5],
+                mlp_ratios=[2, 2, 2, 2])
+
+# SWAT ViT / Mixer / ResMLP (num_heads == token_channels, as the official
+# ConvAttention requires)
+SWAT_VIT_TINY = dict(embed_dims=32, num_layers=4, num_heads=2,
+                     token_channels=2, sub_patch=4, stem_channels=16,
+                     pos_map_size=4, mlp_ratio=2., mlp_kernel=3)
+SWAT_MIXER_TINY = dict(embed_dims=32, num_layers=3, token_channels=2,
+                       sub_patch=4, stem_channels=16, token_kernel=3,
+                       channel_kernel=3)
+SWAT_RESMLP_TINY = dict(embed_dims=48, num_layers=3, token_channels=3,
+                        sub_patch=4, stem_channels=16, mlp_ratio=2.)
+
+# SWAT Swin: widths 16, 32, 64, 128; every per-stage setting differs from
+# its neighbours'; windows 4, 4, 2, 2
+SWAT_SWIN_TINY = dict(
+    depths=[2, 2, 2, 1], num_heads=[1, 2, 2, 4], window_size=[4, 4, 2, 2],
+    shift=[True, True, True, False],
+    attn_conv=[(4, 2, 2, 3), (2, 4, 4, 1), (4, 4, 4, 3), (2, 8, 8, 3)],
+    mlp_dw_kernel=[3, 3, 5, 1],
+    merge_conv=[(4, 2, 2, 3), (2, 4, 4, 3), (4, 4, 4, 1)],
+    tokenizer=dict(stem_channels=16, out_channels=4), mlp_ratio=2.)
