@@ -132,6 +132,20 @@ def test_train_step_updates_weights():
                                                      model.parameters()))
 
 
+def test_fwdbwd_step_leaves_weights():
+    """``fwdbwd`` is the training step without the optimizer: every
+    parameter gets a gradient, none changes."""
+    torch.manual_seed(0)
+    model = STViT(arch=TINY, drop_path_rate=0.)
+    before = [p.detach().clone() for p in model.parameters()]
+    step = bm.make_step(model, torch.randn(2, 3, 32, 32), 'fwdbwd')
+    step()
+    assert model.training
+    for a, p in zip(before, model.parameters()):
+        assert torch.equal(a, p)
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
 def _saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
     """Bytes of the distinct tensors autograd keeps for backward."""
     seen = {}
@@ -273,3 +287,16 @@ def test_global_attention_never_materialises_n_by_n(family, train):
     assert _attention_maps(name, kwargs, size, tokens, train) == []
     with sdpa_kernel(SDPBackend.MATH):
         assert _attention_maps(name, kwargs, size, tokens, train)
+
+
+def test_allocator_info_names_the_settings(monkeypatch):
+    """Rows say which host allocator settings they were measured under."""
+    monkeypatch.delenv('LD_PRELOAD', raising=False)
+    monkeypatch.delenv('GLIBC_TUNABLES', raising=False)
+    assert bm.allocator_info() == 'default'
+    monkeypatch.setenv('GLIBC_TUNABLES', 'glibc.malloc.trim_threshold=1')
+    monkeypatch.setenv('LD_PRELOAD', '/usr/lib/libfoo.so:/opt/libjemalloc.so.2')
+    assert bm.allocator_info() == ('LD_PRELOAD=libjemalloc.so.2 '
+                                   'GLIBC_TUNABLES=glibc.malloc.'
+                                   'trim_threshold=1')
+    assert bm.machine_info()['allocator'] == bm.allocator_info()

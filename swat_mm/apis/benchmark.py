@@ -5,7 +5,11 @@ tools/analysis_tools/benchmark.py`` is the command-line front end):
 
 * ``mode='infer'``: ``model.eval()`` forward under ``torch.inference_mode``;
   ``mode='train'``: ``model.train()`` forward, backward of the mean of every
-  output map, and an AdamW step (with a ``GradScaler`` for fp16).
+  output map, and an AdamW step (with a ``GradScaler`` for fp16);
+  ``mode='fwdbwd'``: the same forward and backward without the optimizer
+  step (gradients set to None before each step), i.e. the model's own
+  share of a training step: the optimizer's cost depends only on the
+  parameter count, which ours and the official model share.
 * ``dtype``: ``fp32``, or ``bf16`` / ``fp16`` through ``torch.autocast``
   (weights stay fp32, as in mixed-precision training).
 * latency: the wall time of single steps after ``warmup`` steps, with the
@@ -71,7 +75,7 @@ SWEEP_SIZES: Dict[str, Size] = {
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
           'fp16': torch.float16}
-MODES = ('infer', 'train')
+MODES = ('infer', 'train', 'fwdbwd')
 
 #: Columns of the result rows, in order (CSV header).
 COLUMNS = [
@@ -81,7 +85,8 @@ COLUMNS = [
     'latency_ms_min', 'images_per_s', 'peak_mem_mb', 'mem_kind',
     'mem_before_mb', 'mem_delta_mb', 'speedup_vs_official',
     'speedup_p25', 'speedup_p75', 'outputs_match', 'max_abs_diff',
-    'flops_per_image', 'achieved_gflops', 'torch', 'cpu', 'note'
+    'flops_per_image', 'achieved_gflops', 'torch', 'cpu', 'allocator',
+    'note'
 ]
 
 
@@ -366,7 +371,8 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str,
 
     ``infer``: eval-mode forward under ``inference_mode``; ``train``:
     train-mode forward, backward of the summed means of the outputs, AdamW
-    step (fp16 with a ``GradScaler``).
+    step (fp16 with a ``GradScaler``); ``fwdbwd``: ``train`` without the
+    AdamW step.
     """
     if mode not in MODES:
         raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
@@ -393,8 +399,9 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str,
             outs = _outputs(model(x))
         loss = sum(o.float().mean() for o in outs)
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        if mode == 'train':
+            scaler.step(optimizer)
+            scaler.update()
     return step
 
 
@@ -472,7 +479,25 @@ def machine_info() -> Dict[str, str]:
                     break
     except OSError:
         pass
-    return dict(torch=torch.__version__, cpu=cpu)
+    return dict(torch=torch.__version__, cpu=cpu, allocator=allocator_info())
+
+
+def allocator_info() -> str:
+    """The host allocator settings a CPU measurement ran under: a
+    preloaded jemalloc/tcmalloc, glibc tunables, or ``'default'``.
+
+    On the CPU they move the step time: glibc returns freed heap memory to
+    the system and maps the largest tensors afresh, so each training step
+    pays page faults for the memory it allocates again (docs/benchmarks.md
+    quotes 0.1-1.7 s of a 5-7 s STViT-B step). Measuring processes inherit
+    the environment, e.g. ``GLIBC_TUNABLES=glibc.malloc.trim_threshold=...``.
+    """
+    parts = [f'LD_PRELOAD={os.path.basename(p)}'
+             for p in os.environ.get('LD_PRELOAD', '').split(':')
+             if 'malloc' in p]
+    if os.environ.get('GLIBC_TUNABLES'):
+        parts.append('GLIBC_TUNABLES=' + os.environ['GLIBC_TUNABLES'])
+    return ' '.join(parts) or 'default'
 
 
 def _config_target(path: str, size: Size) -> nn.Module:

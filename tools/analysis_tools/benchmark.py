@@ -52,8 +52,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='bf16/fp16 run under torch.autocast')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--mode', choices=bm.MODES, default='infer',
-                        help='infer, or train (forward, backward, AdamW '
-                        'step)')
+                        help='infer; train (forward, backward, AdamW '
+                        'step); or fwdbwd (forward and backward only)')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--threads', type=int,
