@@ -286,7 +286,9 @@ def test_allocator_info_names_the_settings(monkeypatch):
     monkeypatch.delenv('GLIBC_TUNABLES', raising=False)
     assert bm.allocator_info() == 'default'
     monkeypatch.setenv('GLIBC_TUNABLES', 'glibc.malloc.trim_threshold=1')
-    monkeypatch.setenv('LD_PRELOAD', '/usr/lib/libfoo.so:/opt/libjemalloc.so.2')
+    # ld.so takes colons or spaces between the entries
+    monkeypatch.setenv('LD_PRELOAD',
+                       '/usr/lib/libfoo.so /opt/libjemalloc.so.2')
     assert bm.allocator_info() == ('LD_PRELOAD=libjemalloc.so.2 '
                                    'GLIBC_TUNABLES=glibc.malloc.'
                                    'trim_threshold=1')

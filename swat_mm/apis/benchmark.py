@@ -49,6 +49,7 @@ import math
 import os
 import os.path as osp
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -389,17 +390,18 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str,
         return step
 
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == 'fp16')
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=1e-4) if mode == 'train' else None
 
     def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)
         with _autocast(device, dtype):
             outs = _outputs(model(x))
         loss = sum(o.float().mean() for o in outs)
         scaler.scale(loss).backward()
-        if mode == 'train':
+        if optimizer is not None:
             scaler.step(optimizer)
             scaler.update()
     return step
@@ -493,7 +495,7 @@ def allocator_info() -> str:
     the environment, e.g. ``GLIBC_TUNABLES=glibc.malloc.trim_threshold=...``.
     """
     parts = [f'LD_PRELOAD={os.path.basename(p)}'
-             for p in os.environ.get('LD_PRELOAD', '').split(':')
+             for p in re.split(r'[:\s]', os.environ.get('LD_PRELOAD', ''))
              if 'malloc' in p]
     if os.environ.get('GLIBC_TUNABLES'):
         parts.append('GLIBC_TUNABLES=' + os.environ['GLIBC_TUNABLES'])
