@@ -192,13 +192,19 @@ def test_norm_eval():
     assert all(torch.equal(s, m.running_mean) for s, m in zip(stats, bns))
 
 
-def test_with_cp_same_outputs_and_gradients():
+@pytest.mark.parametrize('drop_path_rate', [0., 0.5])
+def test_with_cp_same_outputs_and_gradients(drop_path_rate):
+    """Checkpointing recomputes each block with the same drop-path draws
+    (and so the same skipped samples)."""
     torch.manual_seed(0)
-    model = STViT(arch=TINY, out_indices=(0, 1, 2, 3), drop_path_rate=0.)
+    model = STViT(arch=TINY, out_indices=(0, 1, 2, 3),
+                  drop_path_rate=drop_path_rate)
     model_cp = copy.deepcopy(model)
     model_cp.with_cp = True
-    x = torch.randn(2, 3, 48, 40)
+    x = torch.randn(4, 3, 48, 40)
+    torch.manual_seed(1)
     outs = model(x)
+    torch.manual_seed(1)
     outs_cp = model_cp(x)
     for a, b in zip(outs, outs_cp):
         assert torch.allclose(a, b, atol=1e-6)
@@ -482,6 +488,79 @@ def test_stem_fused_conv_gelu_in_inference():
         plain = model.patch_embed.proj(x)
     assert fused.shape == plain.shape == (2, 16, 10, 11)
     assert torch.allclose(fused, plain, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('layer_scale', [False, True])
+def test_dropped_samples_skip_the_branch(layer_scale):
+    """In training on CPU the attention and MLP branches run on the samples
+    the drop path keeps only (the draws made before the branch are those
+    of the plain formulation, which draws after it), with the outputs and
+    gradients of the official formulation."""
+    from swat_mm.models.backbones.stvit import StokenAttentionLayer
+    torch.manual_seed(0)
+    blk = StokenAttentionLayer(16, (2, 2), num_heads=2, qkv_bias=True,
+                               drop_path=0.5, layer_scale=layer_scale,
+                               layer_scale_init_value=0.5)
+    for p in blk.parameters():
+        nn.init.normal_(p, std=0.3)
+    blk.train()
+    ref_blk = copy.deepcopy(blk)
+    seen = {}
+    blk.attn.register_forward_hook(
+        lambda m, i, o: seen.__setitem__('attn', i[0].shape[0]))
+    blk.mlp2.register_forward_hook(
+        lambda m, i, o: seen.__setitem__('mlp', i[0].shape[0]))
+    x = torch.randn(6, 16, 8, 8)
+    seed = 1
+    torch.manual_seed(seed)
+    draws = [int((0.5 + torch.rand(6)).floor().sum()) for _ in range(2)]
+    assert all(0 < k < 6 for k in draws), draws  # the seed drops some
+    ours = _outputs_and_grads(
+        lambda t: blk(t.contiguous(memory_format=torch.channels_last)),
+        blk, x, seed=seed)
+    assert (seen['attn'], seen['mlp']) == tuple(draws)
+    assert ours[0].is_contiguous(memory_format=torch.channels_last)
+    ref = _outputs_and_grads(lambda t: _ref_block(ref_blk, t), ref_blk, x,
+                             seed=seed)
+    for a, b, name in zip(ours[:2], ref[:2], ('output', 'input grad')):
+        _assert_close(a, b, name)
+    for name in ref[2]:
+        _assert_close(ours[2][name], ref[2][name], name)
+
+
+def test_drop_path_skip_needs_a_deterministic_branch_and_keeps_grads():
+    """With dropout inside the branch every sample runs it (the draw order
+    matters then); with every sample dropped the branch still runs (times
+    zero) so that each parameter gets a gradient."""
+    from swat_mm.models.backbones.stvit import StokenAttentionLayer
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, 8, 8).contiguous(
+        memory_format=torch.channels_last)
+    for kwargs, batch in ((dict(drop=0.1, drop_path=0.5), 4),
+                          (dict(drop_path=1 - 1e-7), 4)):
+        blk = StokenAttentionLayer(16, (2, 2), num_heads=2, **kwargs).train()
+        seen = []
+        blk.mlp2.register_forward_hook(
+            lambda m, i, o: seen.append(i[0].shape[0]))
+        blk(x).sum().backward()
+        assert seen == [batch]
+        assert all(p.grad is not None for p in blk.parameters())
+
+
+def test_rows_residual_gradcheck():
+    """``x`` plus ``branch * scale`` on some samples, with its own backward
+    (float64 gradcheck)."""
+    from swat_mm.models.backbones.stvit import _RowsResidual
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 2, 5, dtype=torch.float64, requires_grad=True)
+    branch = torch.randn(2, 3, 2, 5, dtype=torch.float64, requires_grad=True)
+    rows = torch.tensor([0, 2])
+    for shape in ((2, 1, 1, 1), (2, 3, 1, 1)):
+        scale = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(_RowsResidual.apply,
+                                        (x, branch, scale, rows))
+    out = _RowsResidual.apply(x, branch, scale, rows).detach()
+    assert torch.equal(out[[1, 3]], x[[1, 3]].detach())
 
 
 def test_scaled_residual_gradcheck():

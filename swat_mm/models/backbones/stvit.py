@@ -63,7 +63,8 @@ float rounding:
     outputs are those of the whole batch (every layer is per-image in
     eval mode).
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, List, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn as nn
@@ -451,12 +452,54 @@ class StokenAttentionLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
         x = self.pos_embed(x)
-        x = _residual(x, self.attn(self.norm1(x)),
-                      self.gamma_1 if self.layer_scale else None,
-                      self.drop_path)
-        return _residual(x, self.mlp2(self.norm2(x)),
-                         self.gamma_2 if self.layer_scale else None,
-                         self.drop_path)
+        x = self._add_branch(x, x, self._attn_branch,
+                             self.gamma_1 if self.layer_scale else None)
+        # the batch norm sees the whole batch (its statistics), only the
+        # MLP after it is per-sample
+        return self._add_branch(x, self.norm2(x), self.mlp2,
+                                self.gamma_2 if self.layer_scale else None)
+
+    def _attn_branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(self.norm1(x))
+
+    def _branch_is_deterministic(self) -> bool:
+        refine = self.attn.stoken_refine
+        return (refine.attn_drop == 0. and refine.proj_drop.p == 0.
+                and self.mlp2.drop.p == 0.)
+
+    def _add_branch(self, x: torch.Tensor, inp: torch.Tensor,
+                    branch: Callable[[torch.Tensor], torch.Tensor],
+                    gamma: Optional[torch.Tensor]) -> torch.Tensor:
+        """``x + drop_path(gamma * branch(inp))`` for a per-sample
+        ``branch``, which runs on the samples the drop path keeps only.
+
+        The draw comes before the branch here; that is the same draw as
+        after it when the branch takes nothing from the random generator
+        (no dropout), which is checked. Otherwise, and where the kept rows
+        would be data-dependent shapes (tracing, compilation), and under
+        autocast (where the draw would be made in the branch's lower
+        precision), the branch runs on the whole batch and the draw
+        follows it. CPU only: on
+        CUDA finding the kept rows synchronises with the device, and its
+        cost against the saving has not been measured there yet."""
+        drop_path = self.drop_path
+        if not (isinstance(drop_path, _DropPath) and drop_path.training
+                and drop_path.drop_prob > 0. and inp.device.type == 'cpu'
+                and not torch.is_autocast_enabled('cpu')
+                and self._branch_is_deterministic()
+                and not torch.jit.is_tracing()
+                and not torch.compiler.is_compiling()):
+            return _residual(x, branch(inp), gamma, drop_path)
+        keep = drop_path.sample_scale(inp)
+        scale = keep if gamma is None else gamma * keep
+        rows = keep.flatten().nonzero().flatten()
+        if 0 < len(rows) < len(keep):
+            return _RowsResidual.apply(x, branch(inp[rows]), scale[rows],
+                                       rows)
+        # Every sample kept, or none: the whole batch (with none kept the
+        # branch still runs, times zero, so that every parameter gets a
+        # gradient, as distributed data parallel expects).
+        return _residual(x, branch(inp), scale)
 
 
 class _ScaledResidual(torch.autograd.Function):
@@ -482,10 +525,36 @@ class _ScaledResidual(torch.autograd.Function):
         return grad, grad_branch, grad_scale
 
 
+class _RowsResidual(torch.autograd.Function):
+    """``x`` with ``branch * scale`` added to the samples ``rows``:
+    (B, C, H, W), (k, C, H, W), (k, C or 1, 1, 1), (k, ) -> (B, C, H, W),
+    in ``x``'s memory format (channels-last kept)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, branch: torch.Tensor,
+                scale: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(branch if ctx.needs_input_grad[2] else None,
+                              scale, rows)
+        out = x.clone()
+        out[rows] = torch.addcmul(x[rows], branch, scale)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        branch, scale, rows = ctx.saved_tensors
+        grad_rows = grad[rows]
+        grad_branch = grad_rows * scale if ctx.needs_input_grad[1] else None
+        grad_scale = (grad_rows * branch).sum_to_size(scale.shape) \
+            if ctx.needs_input_grad[2] else None
+        return grad, grad_branch, grad_scale, None
+
+
 def _residual(x: torch.Tensor, branch: torch.Tensor,
               gamma: Optional[torch.Tensor] = None,
               drop_path: Optional[nn.Module] = None) -> torch.Tensor:
-    """``x + drop_path(gamma * branch)`` (``gamma`` None: 1).
+    """``x + drop_path(gamma * branch)`` (``gamma`` None: 1; ``gamma``
+    may already hold the drop path's per-sample factor).
 
     Stochastic depth is a per-sample scale, which commutes with the
     per-channel layer scale, so both become one factor and the sum one
