@@ -488,9 +488,9 @@ class StokenAttentionLayer(nn.Module):
         would be data-dependent shapes (tracing, compilation), and under
         autocast (where the draw would be made in the branch's lower
         precision), the branch runs on the whole batch and the draw
-        follows it. CPU only: on
-        CUDA finding the kept rows synchronises with the device, and its
-        cost against the saving has not been measured there yet."""
+        follows it. CPU only: on CUDA finding the kept rows synchronises
+        with the device, and its cost against the saving has not been
+        measured there yet."""
         drop_path = self.drop_path
         if not (isinstance(drop_path, _DropPath) and drop_path.training
                 and drop_path.drop_prob > 0. and inp.device.type == 'cpu'
@@ -528,10 +528,19 @@ class _ScaledResidual(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         branch, scale = ctx.saved_tensors
-        grad_branch = grad * scale if ctx.needs_input_grad[1] else None
-        grad_scale = (grad * branch).sum_to_size(scale.shape) \
-            if ctx.needs_input_grad[2] else None
-        return grad, grad_branch, grad_scale
+        return (grad, ) + _branch_and_scale_grads(ctx, grad, branch, scale)
+
+
+def _branch_and_scale_grads(ctx, grad: torch.Tensor,
+                            branch: Optional[torch.Tensor],
+                            scale: torch.Tensor) -> tuple:
+    """Gradients of ``branch`` and ``scale`` in ``branch * scale`` for the
+    output gradient ``grad`` (None where ``ctx`` needs none; inputs 1 and 2
+    of the residual functions)."""
+    grad_branch = grad * scale if ctx.needs_input_grad[1] else None
+    grad_scale = (grad * branch).sum_to_size(scale.shape) \
+        if ctx.needs_input_grad[2] else None
+    return grad_branch, grad_scale
 
 
 class _RowsResidual(torch.autograd.Function):
@@ -552,11 +561,8 @@ class _RowsResidual(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         branch, scale, rows = ctx.saved_tensors
-        grad_rows = grad[rows]
-        grad_branch = grad_rows * scale if ctx.needs_input_grad[1] else None
-        grad_scale = (grad_rows * branch).sum_to_size(scale.shape) \
-            if ctx.needs_input_grad[2] else None
-        return grad, grad_branch, grad_scale, None
+        return (grad, ) + _branch_and_scale_grads(
+            ctx, grad[rows], branch, scale) + (None, )
 
 
 def _residual(x: torch.Tensor, branch: torch.Tensor,
