@@ -43,7 +43,9 @@ complex maps' weights; ``impl='reference'`` is the official formulation
 (pytorch_wavelets and per-block einsums on NCHW maps). They agree up to
 fp32 rounding (tested: outputs and all gradients to 1e-5 of their scale);
 only the gemm path compiles with ``torch.compile``. Under autocast the
-transforms run in fp32 and the complex maps in the autocast dtype.
+transforms run in fp32 and the complex maps in the autocast dtype; a
+float64 model runs the gemm path in float64 throughout (the official code
+casts to fp32 whatever the model's dtype).
 
 FLOPs. pytorch_wavelets runs the transforms as ``torch.autograd.Function``
 s whose Python code cannot even be jit-traced (it does numpy arithmetic on
@@ -204,13 +206,13 @@ class SpectralChannelMixing(nn.Module):
                 x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         B, H, W, C = x.shape
         dtype = x.dtype
-        # The transforms run in fp32 (as officially), also under autocast.
+        # The transforms run in fp32 (as officially), also under autocast;
+        # a float64 model keeps float64. The 1/sqrt(2) of both transforms'
+        # high-pass is folded into the complex maps (linear in between).
+        wide = torch.float64 if dtype == torch.float64 else torch.float32
         Hp, Wp = H + H % 2, W + W % 2
-        # The transforms run in fp32 (as officially), also under autocast.
-        # The 1/sqrt(2) of both transforms' high-pass is folded into the
-        # complex maps (linear in between).
         with torch.autocast(x.device.type, enabled=False):
-            low, high = dtcwt_j1_forward(x.float(), self.xfm.h0o,
+            low, high = dtcwt_j1_forward(x.to(wide), self.xfm.h0o,
                                          self.xfm.h1o, high_scale=1.)
             weight = self.lowpass_filter((Hp, Wp))
             weight = weight[:, _parity_index(Hp, x.device)][
@@ -219,7 +221,7 @@ class SpectralChannelMixing(nn.Module):
                 2, Hp // 2, 2, Wp // 2, C)
         high = self._mix_high(high.reshape(-1, 2 * C))
         with torch.autocast(x.device.type, enabled=False):
-            high = high.float().reshape(B, Hp // 2, Wp // 2, 6, 2, C)
+            high = high.to(wide).reshape(B, Hp // 2, Wp // 2, 6, 2, C)
             out = dtcwt_j1_inverse(low, high, self.ifm.g0o, self.ifm.g1o,
                                    (H, W), high_scale=1.)
         return out.to(dtype)
