@@ -545,33 +545,3 @@ def test_drop_path_skip_needs_a_deterministic_branch_and_keeps_grads():
         blk(x).sum().backward()
         assert seen == [batch]
         assert all(p.grad is not None for p in blk.parameters())
-
-
-def test_rows_residual_gradcheck():
-    """``x`` plus ``branch * scale`` on some samples, with its own backward
-    (float64 gradcheck)."""
-    from swat_mm.models.backbones.stvit import _RowsResidual
-    torch.manual_seed(0)
-    x = torch.randn(4, 3, 2, 5, dtype=torch.float64, requires_grad=True)
-    branch = torch.randn(2, 3, 2, 5, dtype=torch.float64, requires_grad=True)
-    rows = torch.tensor([0, 2])
-    for shape in ((2, 1, 1, 1), (2, 3, 1, 1)):
-        scale = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(_RowsResidual.apply,
-                                        (x, branch, scale, rows))
-    out = _RowsResidual.apply(x, branch, scale, rows).detach()
-    assert torch.equal(out[[1, 3]], x[[1, 3]].detach())
-
-
-def test_scaled_residual_gradcheck():
-    """``x + branch * scale`` with its own backward (float64 gradcheck),
-    for a per-channel and a per-sample scale."""
-    from swat_mm.models.backbones.stvit import _ScaledResidual
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
-    branch = torch.randn_like(x).requires_grad_()
-    for shape in ((1, 3, 1, 1), (2, 1, 1, 1), (2, 3, 1, 1)):
-        scale = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(_ScaledResidual.apply,
-                                        (x, branch, scale))
-

@@ -63,7 +63,7 @@ float rounding:
     the branch work (measured on an STViT-L forward and backward: about
     5 % at the default rate 0.1, 16 % at the recipe's 0.6). Not used under
     dropout inside the branch, tracing, compilation, autocast, or on CUDA
-    (see :meth:`StokenAttentionLayer._add_branch`);
+    (:mod:`swat_mm.models.layers.drop_path`, shared with SVT and SWAT);
   - inference on CPU (fp32): the stem's convolutions apply GELU in
     oneDNN's epilogue (hooks on those GELU modules are not called there);
   - inference on CPU runs the stem and the high-resolution stages a few
@@ -79,11 +79,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
 from swat_mm.registry import MODELS
 from ..layers import LayerNorm2d, ResDWConv
+from ..layers.drop_path import DropPath, add_branch, has_dropout
 from ..layers.onednn import OneDNNLinear, onednn_ok
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
                    check_stage_lengths, freeze, init_official, parse_arch,
@@ -393,27 +393,6 @@ class StokenAttention(nn.Module):
         return pixels
 
 
-class _DropPath(DropPath):
-    """mmcv's ``DropPath`` (same random draws, same ``drop_prob``) with the
-    ``1 / keep_prob`` scale applied to the per-sample mask rather than to
-    the whole map: one pass over the map instead of two."""
-
-    def sample_scale(self, x: torch.Tensor) -> Optional[torch.Tensor]:
-        """The per-sample factor (B, 1, ..., 1), 0 or ``1 / keep_prob``, for
-        a batch like ``x``; None where the path is the identity."""
-        if self.drop_prob == 0. or not self.training:
-            return None
-        keep_prob = 1 - self.drop_prob
-        shape = (x.shape[0], ) + (1, ) * (x.ndim - 1)
-        mask = (keep_prob + torch.rand(shape, dtype=x.dtype,
-                                       device=x.device)).floor_()
-        return mask / keep_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.sample_scale(x)
-        return x if scale is None else x * scale
-
-
 class StokenAttentionLayer(nn.Module):
     """One STViT block: conditional position encoding (residual 3x3
     depth-wise conv), LayerNorm + super-token attention, BatchNorm + conv-MLP,
@@ -447,7 +426,7 @@ class StokenAttentionLayer(nn.Module):
             dim, stoken_size=stoken_size, n_iter=n_iter, num_heads=num_heads,
             qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop,
             proj_drop=drop)
-        self.drop_path = _DropPath(drop_path) if drop_path > 0. \
+        self.drop_path = DropPath(drop_path) if drop_path > 0. \
             else nn.Identity()
         self.norm2 = build_norm_layer(norm_cfg, dim)[1]
         self.mlp2 = ConvMlp(dim, int(dim * mlp_ratio), drop=drop)
@@ -472,126 +451,18 @@ class StokenAttentionLayer(nn.Module):
         return self.attn(self.norm1(x))
 
     def _branch_is_deterministic(self) -> bool:
-        refine = self.attn.stoken_refine
-        return (refine.attn_drop == 0. and refine.proj_drop.p == 0.
-                and self.mlp2.drop.p == 0.)
+        return not has_dropout(self.attn, self.mlp2)
 
     def _add_branch(self, x: torch.Tensor, inp: torch.Tensor,
                     branch: Callable[[torch.Tensor], torch.Tensor],
                     gamma: Optional[torch.Tensor]) -> torch.Tensor:
         """``x + drop_path(gamma * branch(inp))`` for a per-sample
-        ``branch``, which runs on the samples the drop path keeps only.
-
-        The draw comes before the branch here; that is the same draw as
-        after it when the branch takes nothing from the random generator
-        (no dropout), which is checked. Otherwise, and where the kept rows
-        would be data-dependent shapes (tracing, compilation), and under
-        autocast (where the draw would be made in the branch's lower
-        precision), the branch runs on the whole batch and the draw
-        follows it. CPU only: on CUDA finding the kept rows synchronises
-        with the device, and its cost against the saving has not been
-        measured there yet."""
-        drop_path = self.drop_path
-        if not (isinstance(drop_path, _DropPath) and drop_path.training
-                and drop_path.drop_prob > 0. and inp.device.type == 'cpu'
-                and not torch.is_autocast_enabled('cpu')
-                and self._branch_is_deterministic()
-                and not torch.jit.is_tracing()
-                and not torch.compiler.is_compiling()):
-            return _residual(x, branch(inp), gamma, drop_path)
-        keep = drop_path.sample_scale(inp)
-        scale = keep if gamma is None else gamma * keep
-        rows = keep.flatten().nonzero().flatten()
-        if 0 < len(rows) < len(keep):
-            return _RowsResidual.apply(x, branch(inp[rows]), scale[rows],
-                                       rows)
-        # Every sample kept, or none: the whole batch (with none kept the
-        # branch still runs, times zero, so that every parameter gets a
-        # gradient, as distributed data parallel expects).
-        return _residual(x, branch(inp), scale)
-
-
-class _ScaledResidual(torch.autograd.Function):
-    """``x + branch * scale`` (``scale`` broadcast, e.g. (B, C, 1, 1)) with
-    the minimal backward: ``addcmul``'s own formula multiplies ``branch``
-    by its (unit) value in one more pass over the map before forming the
-    gradient of ``scale``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, branch: torch.Tensor,
-                scale: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(branch if ctx.needs_input_grad[2] else None,
-                              scale)
-        return torch.addcmul(x, branch, scale)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        branch, scale = ctx.saved_tensors
-        return (grad, ) + _branch_and_scale_grads(ctx, grad, branch, scale)
-
-
-def _branch_and_scale_grads(ctx, grad: torch.Tensor,
-                            branch: Optional[torch.Tensor],
-                            scale: torch.Tensor) -> tuple:
-    """Gradients of ``branch`` and ``scale`` in ``branch * scale`` for the
-    output gradient ``grad`` (None where ``ctx`` needs none; inputs 1 and 2
-    of the residual functions)."""
-    grad_branch = grad * scale if ctx.needs_input_grad[1] else None
-    grad_scale = (grad * branch).sum_to_size(scale.shape) \
-        if ctx.needs_input_grad[2] else None
-    return grad_branch, grad_scale
-
-
-class _RowsResidual(torch.autograd.Function):
-    """``x`` with ``branch * scale`` added to the samples ``rows``:
-    (B, C, H, W), (k, C, H, W), (k, C or 1, 1, 1), (k, ) -> (B, C, H, W),
-    in ``x``'s memory format (channels-last kept)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, branch: torch.Tensor,
-                scale: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(branch if ctx.needs_input_grad[2] else None,
-                              scale, rows)
-        out = x.clone()
-        out[rows] = torch.addcmul(x[rows], branch, scale)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        branch, scale, rows = ctx.saved_tensors
-        return (grad, ) + _branch_and_scale_grads(
-            ctx, grad[rows], branch, scale) + (None, )
-
-
-def _residual(x: torch.Tensor, branch: torch.Tensor,
-              gamma: Optional[torch.Tensor] = None,
-              drop_path: Optional[nn.Module] = None) -> torch.Tensor:
-    """``x + drop_path(gamma * branch)`` (``gamma`` None: 1; ``gamma``
-    may already hold the drop path's per-sample factor).
-
-    Stochastic depth is a per-sample scale, which commutes with the
-    per-channel layer scale, so both become one factor and the sum one
-    ``addcmul`` pass over the map (instead of up to three). The random draw
-    happens after the branch ran, as in the plain formulation, so dropout
-    inside the branch sees the same generator state. Without autograd the
-    sum is written into ``branch``, a fresh tensor of the block, instead of
-    allocating more maps."""
-    scale = gamma
-    if isinstance(drop_path, _DropPath):
-        keep = drop_path.sample_scale(branch)
-        if keep is not None:
-            scale = keep if scale is None else scale * keep
-    if torch.is_grad_enabled():
-        if scale is None:
-            return x + branch
-        if torch.jit.is_tracing():  # records no custom functions
-            return torch.addcmul(x, branch, scale)
-        return _ScaledResidual.apply(x, branch, scale)
-    if scale is not None:
-        branch = branch.mul_(scale)
-    return branch.add_(x)
+        ``branch``, which runs on the samples the drop path keeps only in
+        CPU training (:func:`~swat_mm.models.layers.drop_path.add_branch`).
+        """
+        return add_branch(x, inp, branch, self.drop_path, gamma,
+                          per_sample=self._branch_is_deterministic,
+                          branch_is_fresh=True)
 
 
 class PatchEmbed(nn.Module):

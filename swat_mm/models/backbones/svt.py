@@ -41,6 +41,15 @@ Deviations from the official code:
   (:mod:`swat_mm.models.layers.onednn`). The spectral path runs under
   ``torch.compile`` without graph breaks, which pytorch_wavelets' autograd
   Functions prevent.
+* Stochastic depth: the residual branches go through
+  :func:`~swat_mm.models.layers.drop_path.add_branch`: same random draws as
+  mmcv's ``DropPath``; the per-sample mask is a factor of the residual sum,
+  one ``addcmul`` pass; in training on CPU the branches run on the samples the
+  drop path keeps only (the official code computes them for every sample and
+  multiplies the dropped ones by zero). Outputs and gradients are the plain
+  formulation's (tested in float64, also under ``with_cp``,
+  ``tests/test_drop_path.py``); not used under dropout inside a branch,
+  tracing, compilation, autocast, or on CUDA.
 * Dense prediction: ``out_indices`` returns the stage maps as NCHW. Stages
   before the last are returned after their LayerNorm ``norm{i}`` (the
   official model feeds exactly that into the next stage); the last stage is
@@ -56,11 +65,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from swat_mm.registry import MODELS
+from ..layers.drop_path import DropPath, add_branch, has_dropout
 from ..layers.onednn import conv2d_gelu, linear
 from ..layers.spectral import SpectralChannelMixing
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
@@ -168,8 +177,13 @@ class Block(nn.Module):
             else nn.Identity()
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), H, W))
-        return x + self.drop_path(self.mlp(self.norm2(x), H, W))
+        x = add_branch(x, x, lambda t: self.attn(self.norm1(t), H, W),
+                       self.drop_path, per_sample=self._per_sample)
+        return add_branch(x, x, lambda t: self.mlp(self.norm2(t), H, W),
+                          self.drop_path, per_sample=self._per_sample)
+
+    def _per_sample(self) -> bool:
+        return not has_dropout(self.attn, self.mlp)
 
 
 class Stem(nn.Module):

@@ -19,8 +19,18 @@ expected size. The official models are built for 224.
 tuple, one per ``out_indices``); ``GlobalAveragePooling`` turns it into the
 mean over tokens the official classifier uses.
 
-Deviations from the official code, none of which changes an output:
+Deviations from the official code, none of which changes an output beyond
+float rounding:
 
+* Stochastic depth: the residual branches go through
+  :func:`~swat_mm.models.layers.drop_path.add_branch`: same random draws as
+  mmcv's ``DropPath``; the per-sample mask (and ResMLP's layer scale) is one
+  factor of the residual sum, one ``addcmul`` pass; in training on CPU the
+  branches run on the samples the drop path keeps only (the official code
+  computes them for every sample and multiplies the dropped ones by zero).
+  Outputs and gradients are the plain formulation's (tested in float64, also
+  under ``with_cp``, ``tests/test_drop_path.py``); not used under dropout
+  inside a branch, tracing, compilation, autocast, or on CUDA.
 * ``drop_path_rate`` is one rate for every block, as officially (not a
   linear ramp).
 * ``out_indices``, ``frozen_stages``, ``norm_eval``, ``with_cp`` are
@@ -32,13 +42,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
 from swat_mm.registry import MODELS
 from ..layers import (SWATConvMlp, SWATTokenConvMlp, SWATTokenizer,
                       map_to_tokens, subpatches_to_tokens, tokens_to_map,
                       tokens_to_subpatches)
+from ..layers.drop_path import DropPath, add_branch, has_dropout
 from .base import (IntPair, StagedBackboneMixin, check_input, check_odd,
                    check_token_layout, freeze, init_official, parse_arch)
 from .base import pair as _pair
@@ -104,9 +114,15 @@ class SWATMixerBlock(nn.Module):
     def forward(self, x: torch.Tensor,
                 hw_shape: Tuple[int, int]) -> torch.Tensor:
         """(B, N, C) tokens on an (Hg, Wg) grid -> (B, N, C)."""
-        x = x + self.drop_path(self.mlp_tokens(self.norm1(x)))
-        y = self.mlp_channels(tokens_to_map(self.norm2(x), hw_shape))
-        return x + self.drop_path(map_to_tokens(y))
+        x = add_branch(x, x, lambda t: self.mlp_tokens(self.norm1(t)),
+                       self.drop_path, per_sample=self._per_sample)
+        return add_branch(
+            x, x, lambda t: map_to_tokens(
+                self.mlp_channels(tokens_to_map(self.norm2(t), hw_shape))),
+            self.drop_path, per_sample=self._per_sample)
+
+    def _per_sample(self) -> bool:
+        return not has_dropout(self.mlp_tokens, self.mlp_channels)
 
 
 class SWATResMLPBlock(nn.Module):
@@ -152,12 +168,23 @@ class SWATResMLPBlock(nn.Module):
     def forward(self, x: torch.Tensor,
                 hw_shape: Tuple[int, int]) -> torch.Tensor:
         """(B, N, C) tokens on an (Hg, Wg) grid -> (B, N, C)."""
+        # the layer scales ride on the residual's per-sample factor
+        x = add_branch(x, x, self._token_branch, self.drop_path, self.ls1,
+                       per_sample=self._per_sample)
+        return add_branch(
+            x, x, lambda t: map_to_tokens(
+                self.mlp_channels(tokens_to_map(self.norm2(t), hw_shape))),
+            self.drop_path, self.ls2, per_sample=self._per_sample)
+
+    def _per_sample(self) -> bool:
+        return not has_dropout(self.mlp_channels)
+
+    def _token_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) -> (B, N, C): Affine and the two token convs over each
+        sub-patch."""
         y = tokens_to_subpatches(self.norm1(x), *self.layout)
         y = self.linear_tokens2(self.act(self.linear_tokens1(y)))
-        x = x + self.drop_path(subpatches_to_tokens(y, self.layout[0]) *
-                               self.ls1)
-        y = self.mlp_channels(tokens_to_map(self.norm2(x), hw_shape))
-        return x + self.drop_path(map_to_tokens(y) * self.ls2)
+        return subpatches_to_tokens(y, self.layout[0])
 
 
 class _SWATFixedTokens(StagedBackboneMixin, BaseModule):

@@ -66,6 +66,15 @@ official 224 input beyond float rounding:
   reference formulation at rtol 1e-5 in fp32, 1e-10 in fp64; golden logits
   at rtol 1e-4 / atol 1e-5). FLOP counts (jit tracing) see the official
   formulation.
+* Stochastic depth: the residual branches go through
+  :func:`~swat_mm.models.layers.drop_path.add_branch`: same random draws as
+  mmcv's ``DropPath``; the per-sample mask is a factor of the residual sum,
+  one ``addcmul`` pass; in training on CPU the branches run on the samples the
+  drop path keeps only (the official code computes them for every sample and
+  multiplies the dropped ones by zero). Outputs and gradients are the plain
+  formulation's (tested in float64, also under ``with_cp``,
+  ``tests/test_drop_path.py``); not used under dropout inside a branch,
+  tracing, compilation, autocast, or on CUDA.
 * Dense prediction: ``out_indices`` returns NCHW stage maps taken before the
   stage's merging, each through its own LayerNorm (``norm0``.. for inner
   stages; the last stage uses the official final ``norm``), as mmpretrain's
@@ -77,11 +86,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
 from swat_mm.registry import MODELS
 from ..layers import SWATAttention, SWATConvMlp, SWATTokenizer
+from ..layers.drop_path import DropPath, add_branch, has_dropout
 from .base import (StagedBackboneMixin, check_input, freeze, init_official,
                    parse_arch)
 
@@ -306,11 +315,23 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B, H, W, C), any H and W."""
+        x = add_branch(x, x, self._attn_branch, self.drop_path,
+                       per_sample=self._per_sample)
+        return add_branch(
+            x, x, lambda t: self.mlp(self.norm2(t).permute(0, 3, 1, 2)
+                                     ).permute(0, 2, 3, 1),
+            self.drop_path, per_sample=self._per_sample)
+
+    def _per_sample(self) -> bool:
+        return not has_dropout(self.attn, self.mlp)
+
+    def _attn_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H, W, C): norm1 and (shifted) window
+        attention."""
         B, H, W, C = x.shape
         ws = self.window_size
         # a map inside one window would only be rolled onto itself
         shift = self.shift_size if (H > ws or W > ws) else 0
-        shortcut = x
         x = self.norm1(x)
         pad_b, pad_r = (ws - H % ws) % ws, (ws - W % ws) % ws
         if pad_b or pad_r:
@@ -324,9 +345,7 @@ class SwinBlock(nn.Module):
         x = window_reverse(x, ws, Hp, Wp)
         if shift:
             x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
-        x = shortcut + self.drop_path(x[:, :H, :W, :])
-        y = self.mlp(self.norm2(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return x + self.drop_path(y)
+        return x[:, :H, :W, :]
 
 
 class PatchMerging(nn.Module):

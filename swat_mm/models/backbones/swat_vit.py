@@ -38,6 +38,15 @@ official sizes beyond float rounding:
   two-branch formulation at rtol 1e-5 in fp32 and 1e-10 in fp64; the
   golden logits at rtol 1e-4 / atol 1e-5). FLOP counts (jit tracing) see
   the official formulation.
+* Stochastic depth: the residual branches go through
+  :func:`~swat_mm.models.layers.drop_path.add_branch`: same random draws as
+  mmcv's ``DropPath``; the per-sample mask is a factor of the residual sum,
+  one ``addcmul`` pass; in training on CPU the branches run on the samples the
+  drop path keeps only (the official code computes them for every sample and
+  multiplies the dropped ones by zero). Outputs and gradients are the plain
+  formulation's (tested in float64, also under ``with_cp``,
+  ``tests/test_drop_path.py``); not used under dropout inside a branch,
+  tracing, compilation, autocast, or on CUDA.
 * ``out_indices`` / ``out_type='featmap'`` give (B, C, Hg, Wg) maps of any
   blocks for dense prediction; the final norm is applied to the last block's
   output only (mmpretrain's convention).
@@ -47,13 +56,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmpretrain.models.utils import resize_pos_embed
 
 from swat_mm.registry import MODELS
 from ..layers import (SWATAttention, SWATConvMlp, SWATTokenizer,
                       map_to_tokens, tokens_to_map)
+from ..layers.drop_path import DropPath, add_branch, has_dropout
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
                    check_odd, check_token_layout, freeze, init_official,
                    parse_arch)
@@ -96,9 +105,15 @@ class SWATViTBlock(nn.Module):
     def forward(self, x: torch.Tensor,
                 hw_shape: Tuple[int, int]) -> torch.Tensor:
         """(B, N, C) tokens on an (Hg, Wg) grid -> (B, N, C)."""
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        y = tokens_to_map(self.norm2(x), hw_shape)
-        return x + self.drop_path(map_to_tokens(self.mlp(y)))
+        x = add_branch(x, x, lambda t: self.attn(self.norm1(t)),
+                       self.drop_path, per_sample=self._per_sample)
+        return add_branch(
+            x, x, lambda t: map_to_tokens(
+                self.mlp(tokens_to_map(self.norm2(t), hw_shape))),
+            self.drop_path, per_sample=self._per_sample)
+
+    def _per_sample(self) -> bool:
+        return not has_dropout(self.attn, self.mlp)
 
 
 @MODELS.register_module()

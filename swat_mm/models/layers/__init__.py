@@ -1,3 +1,4 @@
+from .drop_path import DropPath, add_branch, has_dropout
 from .norm import LayerNorm2d
 from .res_dwconv import ResDWConv
 from .spectral import SpectralChannelMixing
@@ -8,8 +9,8 @@ from .swat_mixing import (SWATAttention, SWATConvMlp, SWATTokenConvMlp,
 from .swat_tokenizer import SWATTokenizer
 
 __all__ = [
-    'LayerNorm2d', 'ResDWConv', 'SpectralChannelMixing', 'SWATTokenizer',
-    'SWATAttention', 'SWATConvMlp', 'SWATTokenConvMlp', 'tokens_to_layout',
+    'DropPath', 'add_branch', 'has_dropout', 'LayerNorm2d', 'ResDWConv',
+    'SpectralChannelMixing', 'SWATTokenizer', 'SWATAttention', 'SWATConvMlp', 'SWATTokenConvMlp', 'tokens_to_layout',
     'layout_to_tokens', 'tokens_to_subpatches', 'subpatches_to_tokens',
     'tokens_to_map', 'map_to_tokens'
 ]
