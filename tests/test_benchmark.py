@@ -11,8 +11,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from swat_mm.apis import benchmark as bm
 from swat_mm.models.backbones.stvit import STViT
-from tests.tiny_archs import (STVIT_TINY, SVT_TINY, SWAT_MIXER_TINY,
-                               SWAT_RESMLP_TINY, SWAT_SWIN_TINY, SWAT_VIT_TINY)
+from tests.tiny_archs import (FAMILY_CASES, STVIT_TINY, SVT_TINY,
+                               SWAT_VIT_TINY)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OFFICIAL_STVIT = os.environ.get('SWAT_MM_OFFICIAL_STVIT',
@@ -152,17 +152,9 @@ def _saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(seen.values())
 
 
-# every backbone family, small enough for a unit test; drop path off so
-# that both runs build the same graph
-WITH_CP_CASES = {
-    'stvit': ('STViT', dict(arch=TINY, stoken_size=(4, 2, 1, 1)), 64),
-    'svt': ('SVT', dict(arch=SVT_TINY, img_size=64), 64),
-    'swat_vit': ('SWATViT', dict(arch=SWAT_VIT_TINY, img_size=32), 32),
-    'swat_mixer': ('SWATMixer', dict(arch=SWAT_MIXER_TINY, img_size=32), 32),
-    'swat_resmlp': ('SWATResMLP', dict(arch=SWAT_RESMLP_TINY, img_size=32),
-                    32),
-    'swat_swin': ('SWATSwin', dict(arch=SWAT_SWIN_TINY), 64),
-}
+# every backbone family (drop path off there, so that both runs build the
+# same graph)
+WITH_CP_CASES = FAMILY_CASES
 
 
 @pytest.mark.parametrize('family', sorted(WITH_CP_CASES))

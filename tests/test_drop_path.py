@@ -13,8 +13,7 @@ from swat_mm.models import backbones
 from swat_mm.models.layers.drop_path import (DropPath, RowsResidual,
                                              ScaledResidual, add_branch,
                                              has_dropout)
-from tests.tiny_archs import (STVIT_TINY, SVT_TINY, SWAT_MIXER_TINY,
-                              SWAT_RESMLP_TINY, SWAT_SWIN_TINY, SWAT_VIT_TINY)
+from tests.tiny_archs import FAMILY_CASES
 
 
 def test_rows_residual_gradcheck():
@@ -82,16 +81,7 @@ def test_add_branch_keeps_a_gradient_for_every_parameter():
     assert seen == [4]
 
 
-# every family at a drop-path rate that drops some samples of most blocks
-CASES = {
-    'stvit': ('STViT', dict(arch=STVIT_TINY, stoken_size=(4, 2, 1, 1)), 64),
-    'svt': ('SVT', dict(arch=SVT_TINY, img_size=64), 64),
-    'swat_vit': ('SWATViT', dict(arch=SWAT_VIT_TINY, img_size=32), 32),
-    'swat_mixer': ('SWATMixer', dict(arch=SWAT_MIXER_TINY, img_size=32), 32),
-    'swat_resmlp': ('SWATResMLP', dict(arch=SWAT_RESMLP_TINY, img_size=32),
-                    32),
-    'swat_swin': ('SWATSwin', dict(arch=SWAT_SWIN_TINY), 64),
-}
+CASES = FAMILY_CASES
 
 
 def _plain(model):

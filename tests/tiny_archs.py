@@ -30,3 +30,15 @@ SWAT_SWIN_TINY = dict(
     mlp_dw_kernel=[3, 3, 5, 1],
     merge_conv=[(4, 2, 2, 3), (2, 4, 4, 3), (4, 4, 4, 1)],
     tokenizer=dict(stem_channels=16, out_channels=4), mlp_ratio=2.)
+
+# every backbone family at unit-test size: class name in
+# swat_mm.models.backbones, constructor kwargs, input side
+FAMILY_CASES = {
+    'stvit': ('STViT', dict(arch=STVIT_TINY, stoken_size=(4, 2, 1, 1)), 64),
+    'svt': ('SVT', dict(arch=SVT_TINY, img_size=64), 64),
+    'swat_vit': ('SWATViT', dict(arch=SWAT_VIT_TINY, img_size=32), 32),
+    'swat_mixer': ('SWATMixer', dict(arch=SWAT_MIXER_TINY, img_size=32), 32),
+    'swat_resmlp': ('SWATResMLP', dict(arch=SWAT_RESMLP_TINY, img_size=32),
+                    32),
+    'swat_swin': ('SWATSwin', dict(arch=SWAT_SWIN_TINY), 64),
+}

@@ -41,15 +41,10 @@ Deviations from the official code:
   (:mod:`swat_mm.models.layers.onednn`). The spectral path runs under
   ``torch.compile`` without graph breaks, which pytorch_wavelets' autograd
   Functions prevent.
-* Stochastic depth: the residual branches go through
-  :func:`~swat_mm.models.layers.drop_path.add_branch`: same random draws as
-  mmcv's ``DropPath``; the per-sample mask is a factor of the residual sum,
-  one ``addcmul`` pass; in training on CPU the branches run on the samples the
-  drop path keeps only (the official code computes them for every sample and
-  multiplies the dropped ones by zero). Outputs and gradients are the plain
-  formulation's (tested in float64, also under ``with_cp``,
-  ``tests/test_drop_path.py``); not used under dropout inside a branch,
-  tracing, compilation, autocast, or on CUDA.
+* Stochastic depth (:mod:`swat_mm.models.layers.drop_path`): same draws as
+  mmcv's ``DropPath``; in training on CPU a block's branches run on the
+  samples it keeps only, with the plain formulation's outputs and
+  gradients (the official code multiplies the dropped ones by zero).
 * Dense prediction: ``out_indices`` returns the stage maps as NCHW. Stages
   before the last are returned after their LayerNorm ``norm{i}`` (the
   official model feeds exactly that into the next stage); the last stage is

@@ -22,15 +22,11 @@ mean over tokens the official classifier uses.
 Deviations from the official code, none of which changes an output beyond
 float rounding:
 
-* Stochastic depth: the residual branches go through
-  :func:`~swat_mm.models.layers.drop_path.add_branch`: same random draws as
-  mmcv's ``DropPath``; the per-sample mask (and ResMLP's layer scale) is one
-  factor of the residual sum, one ``addcmul`` pass; in training on CPU the
-  branches run on the samples the drop path keeps only (the official code
-  computes them for every sample and multiplies the dropped ones by zero).
-  Outputs and gradients are the plain formulation's (tested in float64, also
-  under ``with_cp``, ``tests/test_drop_path.py``); not used under dropout
-  inside a branch, tracing, compilation, autocast, or on CUDA.
+* Stochastic depth (:mod:`swat_mm.models.layers.drop_path`): same draws as
+  mmcv's ``DropPath``; in training on CPU a block's branches run on the
+  samples it keeps only, with the plain formulation's outputs and
+  gradients (the official code multiplies the dropped ones by zero);
+  ResMLP's layer scale rides on the same one-pass residual.
 * ``drop_path_rate`` is one rate for every block, as officially (not a
   linear ramp).
 * ``out_indices``, ``frozen_stages``, ``norm_eval``, ``with_cp`` are

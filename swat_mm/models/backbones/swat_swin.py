@@ -66,15 +66,10 @@ official 224 input beyond float rounding:
   reference formulation at rtol 1e-5 in fp32, 1e-10 in fp64; golden logits
   at rtol 1e-4 / atol 1e-5). FLOP counts (jit tracing) see the official
   formulation.
-* Stochastic depth: the residual branches go through
-  :func:`~swat_mm.models.layers.drop_path.add_branch`: same random draws as
-  mmcv's ``DropPath``; the per-sample mask is a factor of the residual sum,
-  one ``addcmul`` pass; in training on CPU the branches run on the samples the
-  drop path keeps only (the official code computes them for every sample and
-  multiplies the dropped ones by zero). Outputs and gradients are the plain
-  formulation's (tested in float64, also under ``with_cp``,
-  ``tests/test_drop_path.py``); not used under dropout inside a branch,
-  tracing, compilation, autocast, or on CUDA.
+* Stochastic depth (:mod:`swat_mm.models.layers.drop_path`): same draws as
+  mmcv's ``DropPath``; in training on CPU a block's branches run on the
+  samples it keeps only, with the plain formulation's outputs and
+  gradients (the official code multiplies the dropped ones by zero).
 * Dense prediction: ``out_indices`` returns NCHW stage maps taken before the
   stage's merging, each through its own LayerNorm (``norm0``.. for inner
   stages; the last stage uses the official final ``norm``), as mmpretrain's

@@ -38,15 +38,10 @@ official sizes beyond float rounding:
   two-branch formulation at rtol 1e-5 in fp32 and 1e-10 in fp64; the
   golden logits at rtol 1e-4 / atol 1e-5). FLOP counts (jit tracing) see
   the official formulation.
-* Stochastic depth: the residual branches go through
-  :func:`~swat_mm.models.layers.drop_path.add_branch`: same random draws as
-  mmcv's ``DropPath``; the per-sample mask is a factor of the residual sum,
-  one ``addcmul`` pass; in training on CPU the branches run on the samples the
-  drop path keeps only (the official code computes them for every sample and
-  multiplies the dropped ones by zero). Outputs and gradients are the plain
-  formulation's (tested in float64, also under ``with_cp``,
-  ``tests/test_drop_path.py``); not used under dropout inside a branch,
-  tracing, compilation, autocast, or on CUDA.
+* Stochastic depth (:mod:`swat_mm.models.layers.drop_path`): same draws as
+  mmcv's ``DropPath``; in training on CPU a block's branches run on the
+  samples it keeps only, with the plain formulation's outputs and
+  gradients (the official code multiplies the dropped ones by zero).
 * ``out_indices`` / ``out_type='featmap'`` give (B, C, Hg, Wg) maps of any
   blocks for dense prediction; the final norm is applied to the last block's
   output only (mmpretrain's convention).
