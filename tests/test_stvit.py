@@ -473,6 +473,47 @@ def test_inference_in_chunks_of_images_gives_the_same_outputs():
     assert model._inference_chunks(x.requires_grad_()) == [None] * 4
 
 
+def test_inference_mlp_in_bands_of_rows_gives_the_same_outputs():
+    """CPU inference on a large map runs the conv-MLP in bands of rows
+    (each with the halo rows its 3x3 conv needs); the MLP's output and the
+    whole backbone's equal the unbanded ones, first and last bands (zero
+    padding) included, for several band heights and batch sizes."""
+    from swat_mm.models.backbones.stvit import ConvMlp
+    torch.manual_seed(0)
+    mlp = ConvMlp(8, 32).eval()
+    for p in mlp.parameters():
+        nn.init.normal_(p, std=0.3)
+    try:
+        for batch, h, w in ((1, 50, 7), (2, 37, 9), (1, 17, 3)):
+            x = torch.randn(batch, 8, h, w).contiguous(
+                memory_format=torch.channels_last)
+            with torch.no_grad():
+                ConvMlp.band_bytes = None
+                assert mlp._band_rows(x) == 0
+                whole = mlp(x)
+                ConvMlp.band_bytes = 1  # the 16-row minimum
+                assert mlp._band_rows(x) == 16
+                banded = mlp(x)
+            assert banded.is_contiguous(memory_format=torch.channels_last)
+            assert torch.allclose(banded, whole, rtol=1e-6, atol=1e-6)
+            # training, or autograd, never bands
+            assert mlp._band_rows(x.requires_grad_()) == 0
+            with torch.no_grad():
+                assert mlp.train()._band_rows(x) == 0
+            mlp.eval()
+        model = STViT(arch=TINY, out_indices=(0, 1, 2, 3)).eval()
+        x = torch.randn(1, 3, 160, 96)  # stage 1: 40 x 24, three bands
+        with torch.no_grad():
+            ConvMlp.band_bytes = None
+            whole = model(x)
+            ConvMlp.band_bytes = 1
+            banded = model(x)
+        for a, b in zip(banded, whole):
+            assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    finally:
+        ConvMlp.band_bytes = 16 << 20
+
+
 def test_stem_fused_conv_gelu_in_inference():
     """Inference runs each stem convolution with its GELU fused (oneDNN on
     CPU); same maps as the module sequence."""
