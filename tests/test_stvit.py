@@ -532,12 +532,21 @@ def test_stem_fused_conv_gelu_in_inference():
 
 
 @pytest.mark.parametrize('layer_scale', [False, True])
-def test_dropped_samples_skip_the_branch(layer_scale):
+@pytest.mark.parametrize('fold', [False, True])
+def test_dropped_samples_skip_the_branch(layer_scale, fold, monkeypatch):
     """In training on CPU the attention and MLP branches run on the samples
     the drop path keeps only (the draws made before the branch are those
     of the plain formulation, which draws after it), with the outputs and
-    gradients of the official formulation."""
+    gradients of the official formulation; with and without the batch norm
+    folded into the MLP's fc1 (``swat_mm.models.layers.bn_linear``)."""
+    from swat_mm.models.backbones import stvit
     from swat_mm.models.backbones.stvit import StokenAttentionLayer
+    from swat_mm.models.layers import bn_linear
+    monkeypatch.setattr(bn_linear, 'MIN_MAP_OVER_WEIGHT', 0 if fold else 1e9)
+    folded = []
+    real = stvit.batch_norm_linear
+    monkeypatch.setattr(stvit, 'batch_norm_linear',
+                        lambda *a: folded.append(1) or real(*a))
     torch.manual_seed(0)
     blk = StokenAttentionLayer(16, (2, 2), num_heads=2, qkv_bias=True,
                                drop_path=0.5, layer_scale=layer_scale,
@@ -549,7 +558,9 @@ def test_dropped_samples_skip_the_branch(layer_scale):
     seen = {}
     blk.attn.register_forward_hook(
         lambda m, i, o: seen.__setitem__('attn', i[0].shape[0]))
-    blk.mlp2.register_forward_hook(
+    # on the MLP's depth-wise conv: in CPU training the batch norm is
+    # folded into fc1 and ``mlp2.forward`` itself is not called
+    blk.mlp2.conv.register_forward_hook(
         lambda m, i, o: seen.__setitem__('mlp', i[0].shape[0]))
     x = torch.randn(6, 16, 8, 8)
     seed = 1
@@ -560,6 +571,7 @@ def test_dropped_samples_skip_the_branch(layer_scale):
         lambda t: blk(t.contiguous(memory_format=torch.channels_last)),
         blk, x, seed=seed)
     assert (seen['attn'], seen['mlp']) == tuple(draws)
+    assert bool(folded) == fold
     assert ours[0].is_contiguous(memory_format=torch.channels_last)
     ref = _outputs_and_grads(lambda t: _ref_block(ref_blk, t), ref_blk, x,
                              seed=seed)
@@ -581,7 +593,7 @@ def test_drop_path_skip_needs_a_deterministic_branch_and_keeps_grads():
                           (dict(drop_path=1 - 1e-7), 4)):
         blk = StokenAttentionLayer(16, (2, 2), num_heads=2, **kwargs).train()
         seen = []
-        blk.mlp2.register_forward_hook(
+        blk.mlp2.conv.register_forward_hook(
             lambda m, i, o: seen.append(i[0].shape[0]))
         blk(x).sum().backward()
         assert seen == [batch]

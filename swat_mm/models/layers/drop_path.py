@@ -24,8 +24,8 @@ import torch
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath as _MMCVDropPath
 
-__all__ = ['DropPath', 'ScaledResidual', 'RowsResidual', 'residual',
-           'add_branch', 'has_dropout']
+__all__ = ['DropPath', 'ScaledResidual', 'RowsResidual', 'TakeRows',
+           'SplitRows', 'residual', 'add_branch', 'has_dropout']
 
 
 class DropPath(_MMCVDropPath):
@@ -121,6 +121,49 @@ class RowsResidual(torch.autograd.Function):
             ctx, grad[rows], branch, scale) + (None, )
 
 
+class TakeRows(torch.autograd.Function):
+    """``x[rows]`` for distinct ``rows`` (B, ...), (k, ) -> (k, ...), whose
+    backward copies the gradient into zeros: autograd's own (an indexed
+    accumulation, for indices that may repeat) runs on one thread and takes
+    several times as long."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        ctx.batch = x.shape[0]
+        return x[rows]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        rows, = ctx.saved_tensors
+        out = grad.new_zeros((ctx.batch, ) + grad.shape[1:])
+        return out.index_copy_(0, rows, grad), None
+
+
+class SplitRows(torch.autograd.Function):
+    """``(x, x[rows])``: the residual stream and the samples a branch reads
+    from it (distinct ``rows``). One backward node for both, so the
+    branch's gradient is added into the rows of the stream's gradient
+    instead of being scattered into zeros and summed over the whole map."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rows: torch.Tensor):
+        ctx.save_for_backward(rows)
+        return x.view_as(x), x[rows]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Optional[torch.Tensor],
+                 grad_rows: Optional[torch.Tensor]):
+        rows, = ctx.saved_tensors
+        if grad_rows is None:
+            return grad, None
+        # the incoming gradient may be shared with other nodes: a copy
+        out = grad.clone()
+        return out.index_add_(0, rows, grad_rows), None
+
+
 def residual(x: torch.Tensor, branch: torch.Tensor,
              gamma: Optional[torch.Tensor] = None,
              drop_path: Optional[nn.Module] = None,
@@ -162,7 +205,8 @@ def add_branch(x: torch.Tensor, inp: torch.Tensor,
                branch: Callable[[torch.Tensor], torch.Tensor],
                drop_path: nn.Module, gamma: Optional[torch.Tensor] = None,
                per_sample: Union[bool, Callable[[], bool]] = True,
-               branch_is_fresh: bool = False) -> torch.Tensor:
+               branch_is_fresh: bool = False,
+               branch_takes_rows: bool = False) -> torch.Tensor:
     """``x + drop_path(gamma * branch(inp))``; in CPU training the branch
     runs on the samples the drop path keeps only.
 
@@ -178,6 +222,10 @@ def add_branch(x: torch.Tensor, inp: torch.Tensor,
             asked only where the answer matters (CPU training with an
             active drop path).
         branch_is_fresh: see :func:`residual`.
+        branch_takes_rows: ``branch`` is called as ``branch(inp, rows)``
+            and selects the samples ``rows`` (a 1-D index tensor, or None
+            for all) itself, e.g. to compute batch statistics on the whole
+            ``inp`` first.
 
     The draw comes before the branch here, the same draw as after it when
     the branch takes nothing from the random generator. Where the kept rows
@@ -188,6 +236,11 @@ def add_branch(x: torch.Tensor, inp: torch.Tensor,
     against the saving has not been measured there yet. With no sample
     kept the branch still runs, times zero, so that every parameter gets a
     gradient (as distributed data parallel expects)."""
+    if branch_takes_rows:
+        run = branch
+    else:
+        def run(t, rows):
+            return branch(t if rows is None else TakeRows.apply(t, rows))
     if not (isinstance(drop_path, DropPath)
             and drop_path.training and drop_path.drop_prob > 0.
             and inp.device.type == 'cpu'
@@ -195,10 +248,15 @@ def add_branch(x: torch.Tensor, inp: torch.Tensor,
             and not torch.jit.is_tracing()
             and not torch.compiler.is_compiling()
             and (per_sample() if callable(per_sample) else per_sample)):
-        return residual(x, branch(inp), gamma, drop_path, branch_is_fresh)
+        return residual(x, run(inp, None), gamma, drop_path,
+                        branch_is_fresh)
     keep = drop_path.sample_scale(inp)
     scale = keep if gamma is None else gamma * keep
     rows = keep.flatten().nonzero().flatten()
     if 0 < len(rows) < len(keep):
-        return RowsResidual.apply(x, branch(inp[rows]), scale[rows], rows)
-    return residual(x, branch(inp), scale, branch_is_fresh=branch_is_fresh)
+        if inp is x and not branch_takes_rows:
+            x, sub = SplitRows.apply(x, rows)
+            return RowsResidual.apply(x, branch(sub), scale[rows], rows)
+        return RowsResidual.apply(x, run(inp, rows), scale[rows], rows)
+    return residual(x, run(inp, None), scale,
+                    branch_is_fresh=branch_is_fresh)
