@@ -64,6 +64,17 @@ float rounding:
     5 % at the default rate 0.1, 16 % at the recipe's 0.6). Not used under
     dropout inside the branch, tracing, compilation, autocast, or on CUDA
     (:mod:`swat_mm.models.layers.drop_path`, shared with SVT and SWAT);
+  - training on CPU (fp32), on maps at least 8x the size of the MLP's fc1
+    weight (stages 1-2 at 224): the batch norm before the MLP is folded
+    into fc1 (:mod:`swat_mm.models.layers.bn_linear`). The statistics are
+    those of the whole batch and the running statistics are updated as
+    ``norm2(x)`` does, but the normalised map is never written: fc1 runs on
+    ``x`` with per-channel scaled weights, and the backward takes the
+    norm's reductions from fc1's weight and bias gradients. Not used where
+    a channel's ``|mean| / std`` exceeds 8 (the un-centred GEMM would lose
+    precision), for SyncBN, or in eval mode. Forward hooks on ``norm2``
+    and ``mlp2`` are not called on this path (those on ``mlp2``'s
+    submodules after fc1 are);
   - inference on CPU (fp32): the stem's convolutions apply GELU in
     oneDNN's epilogue (hooks on those GELU modules are not called there);
   - inference on CPU runs the stem and the high-resolution stages a few

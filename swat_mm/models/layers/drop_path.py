@@ -16,7 +16,12 @@ and gradients (``tests/test_drop_path.py``):
   that treats samples independently (layer or no norm inside it; a batch
   norm goes before it, on the whole batch) and takes nothing from the
   random generator (no active dropout, see :func:`has_dropout`): the draw
-  is made before the branch here, after it in the plain formulation.
+  is made before the branch here, after it in the plain formulation. The
+  kept samples are taken with their own backward (:class:`SplitRows` where
+  the branch reads the residual stream itself, :class:`TakeRows`
+  otherwise): autograd's indexing backward scatters into zeros with an
+  accumulating, single-threaded kernel, 4.5 ms against 1.2 ms for an
+  STViT-S stage-1 map (8x64x56x56, two threads).
 """
 from typing import Callable, Optional, Union
 
