@@ -11,9 +11,9 @@ input gradient is ``g W' + a + b x`` (one ``addcmul`` pass, the GEMM
 accumulating into it).
 
 Used in CPU training (fp32, oneDNN) by the blocks whose MLP starts with a
-batch norm and a 1x1 convolution (STViT). Same random-free arithmetic as the
-plain pair up to rounding, except that the un-centred ``x`` enters the
-GEMM: the rounding error grows with ``|mean| / std`` of a channel, so
+batch norm and a 1x1 convolution (STViT). The same function as the plain
+pair, with a different rounding: the un-centred ``x`` enters the GEMM, so
+the rounding error grows with ``|mean| / std`` of a channel, and
 :func:`batch_norm_linear` falls back to the plain pair where that ratio
 exceeds :data:`MAX_MEAN_OVER_STD` (rounding within about that many times the
 plain pair's). Running statistics are updated as ``bn(x)`` would.
@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .drop_path import TakeRows
 from .onednn import onednn_ok
 
 __all__ = ['batch_norm_linear_ok', 'batch_norm_stats', 'batch_norm_linear',
@@ -154,7 +155,7 @@ def batch_norm_linear(x: torch.Tensor, bn: nn.BatchNorm2d, conv: nn.Conv2d,
     mean, invstd = stats
     if (mean.abs() * invstd).max() > MAX_MEAN_OVER_STD:
         y = F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0., bn.eps)
-        return conv(y if rows is None else y[rows])
+        return conv(y if rows is None else TakeRows.apply(y, rows))
     out = _BatchNormLinear.apply(x, bn.weight, bn.bias, conv.weight.flatten(1),
                                  conv.bias, mean, invstd, rows)
     return out.permute(0, 3, 1, 2)
