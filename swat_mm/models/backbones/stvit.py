@@ -188,11 +188,8 @@ class ConvMlp(nn.Module):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if type(self.act1) is nn.GELU and self.act1.approximate == 'none':
-            x = self.drop(self.fc1(x, gelu=True))
-        else:
-            x = self.drop(self.act1(self.fc1(x)))
-        x = self.conv(x)
-        return self.drop(self.fc2(x))
+            return self._after_act(self.fc1(x, gelu=True))
+        return self.forward_hidden(self.fc1(x))
 
     def forward_hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The MLP after ``fc1``: (B, hidden, H, W) -> (B, C, H, W)."""
@@ -201,8 +198,10 @@ class ConvMlp(nn.Module):
             x = _nchw(F.gelu(_nhwc(x), approximate=self.act1.approximate))
         else:
             x = self.act1(x)
-        x = self.conv(self.drop(x))
-        return self.drop(self.fc2(x))
+        return self._after_act(x)
+
+    def _after_act(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.conv(self.drop(x))))
 
     def _band_rows(self, x: torch.Tensor) -> int:
         """Rows per band, or 0 for the whole map at once (training,
@@ -518,10 +517,9 @@ class StokenAttentionLayer(nn.Module):
         if batch_norm_linear_ok(x, self.norm2, self.mlp2.fc1):
             # the batch norm folded into fc1 (CPU training)
             stats = batch_norm_stats(x, self.norm2)
-            return add_branch(x, x, partial(self._folded_mlp_branch, stats),
-                              self.drop_path, gamma_2,
-                              per_sample=self._branch_is_deterministic,
-                              branch_is_fresh=True, branch_takes_rows=True)
+            return self._add_branch(
+                x, x, partial(self._folded_mlp_branch, stats), gamma_2,
+                branch_takes_rows=True)
         # the batch norm sees the whole batch (its statistics), only the
         # MLP after it is per-sample
         return self._add_branch(x, self.norm2(x), self.mlp2, gamma_2)
@@ -541,15 +539,17 @@ class StokenAttentionLayer(nn.Module):
         return not has_dropout(self.attn, self.mlp2)
 
     def _add_branch(self, x: torch.Tensor, inp: torch.Tensor,
-                    branch: Callable[[torch.Tensor], torch.Tensor],
-                    gamma: Optional[torch.Tensor]) -> torch.Tensor:
+                    branch: Callable[..., torch.Tensor],
+                    gamma: Optional[torch.Tensor],
+                    branch_takes_rows: bool = False) -> torch.Tensor:
         """``x + drop_path(gamma * branch(inp))`` for a per-sample
         ``branch``, which runs on the samples the drop path keeps only in
         CPU training (:func:`~swat_mm.models.layers.drop_path.add_branch`).
         """
         return add_branch(x, inp, branch, self.drop_path, gamma,
                           per_sample=self._branch_is_deterministic,
-                          branch_is_fresh=True)
+                          branch_is_fresh=True,
+                          branch_takes_rows=branch_takes_rows)
 
 
 class PatchEmbed(nn.Module):

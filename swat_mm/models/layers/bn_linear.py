@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .drop_path import TakeRows
-from .onednn import onednn_ok
+from .onednn import column_sums, onednn_ok, weight_grad
 
 __all__ = ['batch_norm_linear_ok', 'batch_norm_stats', 'batch_norm_linear',
            'MAX_MEAN_OVER_STD', 'MIN_MAP_OVER_WEIGHT']
@@ -111,11 +111,8 @@ class _BatchNormLinear(torch.autograd.Function):
         xk = rows_x.reshape(-1, C)
         # column sums and g^T x, the plain convolution's bias and weight
         # gradients with x in place of the normalised input
-        grad_b = g.t().mv(g.new_ones(g.shape[0]))
-        if xk.shape[1] < g.shape[1] and xk.shape[0] > 4096:
-            gx = (xk.t() @ g).t()
-        else:
-            gx = g.t() @ xk
+        grad_b = column_sums(g)
+        gx = weight_grad(g, xk)
         # sum over pixels of the normalised input's gradient (= beta's) and
         # of that times the normalised input (= gamma's)
         grad_beta = weight.t().mv(grad_b)
