@@ -1,5 +1,6 @@
 """Benchmark tool: CLI outputs, comparison with the official code, sweep plot,
 and gradient checkpointing's memory saving (no timing assertions)."""
+import copy
 import csv
 import json
 import os
@@ -285,3 +286,125 @@ def test_allocator_info_names_the_settings(monkeypatch):
                                    'GLIBC_TUNABLES=glibc.malloc.'
                                    'trim_threshold=1')
     assert bm.machine_info()['allocator'] == bm.allocator_info()
+
+
+# --------------------------------------------------------------------------
+# A config's own training step and its tensor memory
+# --------------------------------------------------------------------------
+TOY_DET = osp.join(ROOT, 'configs/toy/mask-rcnn_stvit-small_toy-coco.py')
+TOY_SEG = osp.join(ROOT, 'configs/toy/stvit-small_upernet_toy-ade20k.py')
+TOY_CLS = osp.join(ROOT, 'configs/toy/stvit-small_toy-in1k.py')
+
+
+def test_training_size_and_batch_from_the_configs():
+    """The largest input each pipeline gives (keep-ratio 1333x800 as a
+    landscape image, the multi-scale recipe's largest scale, the seg crop,
+    the classification crop) and the images per GPU."""
+    from mmengine.config import Config
+    det = 'configs/det/stvit/mask-rcnn_stvit-base_fpn_%s_coco.py'
+    cases = {det % '1x': ((800, 1333), 2), det % 'ms-3x': ((800, 1333), 2),
+             'configs/seg/stvit_upernet_ade20k.py': ((512, 512), 2),
+             'configs/cls/stvit/stvit-base_8xb128_in1k.py': ((224, 224), 128)}
+    for path, (size, batch) in cases.items():
+        path = osp.join(ROOT, path)
+        assert (bm.training_size(path), bm.training_batch(path)) == \
+            (size, batch), path
+    bare = Config(dict(model=dict(), train_dataloader=dict(dataset=dict(
+        pipeline=[dict(type='LoadImageFromFile')]))))
+    with pytest.raises(ValueError, match='--shape H W'):
+        bm.training_size(bare)
+
+
+@pytest.mark.parametrize('path', [TOY_DET, TOY_SEG, TOY_CLS],
+                         ids=['det', 'seg', 'cls'])
+def test_config_step_is_the_recipe_training_step(path):
+    """``train`` is the model's own train_step with the config's optimizer
+    wrapper on annotated images (every weight that gets a gradient moves,
+    and gradients are cleared after it); ``fwdbwd`` computes the same
+    losses' gradients and moves nothing."""
+    torch.manual_seed(0)
+    step, model = bm.make_config_step(path, (64, 96), 2, 'train')
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    step()
+    moved = [n for n, p in model.named_parameters()
+             if not torch.equal(before[n], p)]
+    assert len(moved) > 0.9 * len(before), (len(moved), len(before))
+    assert all(p.grad is None for p in model.parameters())
+
+    step, model = bm.make_config_step(path, (64, 96), 2, 'fwdbwd')
+    before = [p.detach().clone() for p in model.parameters()]
+    step()
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
+
+
+def test_live_tensor_bytes_and_cpu_tensor_peak():
+    """Exact byte counts: a held tensor adds its storage once (views add
+    nothing); the peak of a step is the largest sum of its tensors alive
+    at once, freed ones excluded."""
+    mb = 2**20
+    before = bm.live_tensor_mb()
+    held = torch.empty(3 * mb // 4)  # 3 MB of float32
+    view = held[1:]  # noqa: F841
+    assert bm.live_tensor_mb() - before == pytest.approx(3.0)
+
+    def step():
+        a = torch.empty(4 * mb // 4)
+        b = torch.empty(2 * mb // 4)
+        del a
+        c = torch.empty(3 * mb // 4)  # 2 + 3 live: below 4 + 2
+        del b, c
+
+    resident = bm.live_tensor_mb()
+    assert bm.cpu_tensor_peak_mb(step) - resident == pytest.approx(
+        6.0, abs=0.01)
+
+
+def test_cli_config_training_with_generic_paths(tmp_path):
+    """A det config's training step in a fresh process, on the GPU's code
+    path: the row says so and carries the tensor peak, which holds at
+    least the weights, their gradients and AdamW's two moments."""
+    from tools.analysis_tools.benchmark import main
+    out = str(tmp_path / 'res')
+    assert main(['--config', TOY_DET, '--mode', 'train', '--shape', '64',
+                 '96', '--warmup', '0', '--repeats', '1', '--threads', '1',
+                 '--generic-paths', '--tensor-memory', '--out', out]) == 0
+    with open(out + '.json') as f:
+        row = json.load(f)['rows'][0]
+    assert (row['mode'], row['batch'], row['height'], row['width'],
+            row['generic_paths']) == ('train', 4, 64, 96, True)
+    from swat_mm.apis.complexity import build_model
+    model, _ = build_model(TOY_DET)
+    weights_mb = sum(p.numel() for p in model.parameters()) * 4 / 2**20
+    assert 4 * weights_mb < row['tensor_peak_mb'] < row['peak_mem_mb']
+
+
+def test_cpu_fast_paths_switch():
+    """With the CPU-only fast paths off, the plain operators run (no
+    oneDNN, no skipped samples, no folded norm) and give the same outputs
+    and gradients, for the same stochastic-depth draws."""
+    from swat_mm.models.layers.fast_paths import cpu_fast_paths
+    from swat_mm.models.layers.onednn import onednn_ok
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert onednn_ok(x)
+        with cpu_fast_paths(False):
+            assert not onednn_ok(x)
+        assert onednn_ok(x)
+
+    torch.manual_seed(0)
+    first = STViT(arch=TINY, drop_path_rate=0.5, out_indices=(0, 1, 2, 3))
+    results = []
+    for enabled in (True, False):
+        # a copy each: training updates the norms' running statistics
+        model = copy.deepcopy(first)
+        torch.manual_seed(1)
+        with cpu_fast_paths(enabled):
+            outs = model.train()(x)
+            sum((o * o).mean() for o in outs).backward()
+            with torch.no_grad():
+                evals = model.eval()(x)
+        results.append(([o.detach() for o in outs + evals],
+                        [p.grad.clone() for p in model.parameters()]))
+    (out_a, grad_a), (out_b, grad_b) = results
+    for a, b in zip(out_a + grad_a, out_b + grad_b):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

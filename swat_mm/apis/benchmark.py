@@ -41,7 +41,9 @@ as a config file whose whole model is measured (``tensor`` mode, as
 function that builds the official model from ours).
 """
 import contextlib
+import copy
 import csv
+import gc
 import importlib
 import importlib.util
 import json
@@ -84,7 +86,8 @@ COLUMNS = [
     'threads', 'channels_last', 'compile', 'warmup', 'repeats',
     'latency_ms_median', 'latency_ms_p25', 'latency_ms_p75',
     'latency_ms_min', 'images_per_s', 'peak_mem_mb', 'mem_kind',
-    'mem_before_mb', 'mem_delta_mb', 'speedup_vs_official',
+    'mem_before_mb', 'mem_delta_mb', 'tensor_peak_mb', 'generic_paths',
+    'speedup_vs_official',
     'speedup_p25', 'speedup_p75', 'outputs_match', 'max_abs_diff',
     'flops_per_image', 'achieved_gflops', 'torch', 'cpu', 'allocator',
     'note'
@@ -518,12 +521,212 @@ def _config_target(path: str, size: Size) -> nn.Module:
     return _Forward(model, 'plain')
 
 
+# --------------------------------------------------------------------------
+# A config's own training step
+# --------------------------------------------------------------------------
+def _pipeline_scales(node: Any) -> List[Size]:
+    """Every (long, short) resize scale in a (nested) pipeline config."""
+    found: List[Size] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ('scale', 'scales', 'img_scale') and value is not None:
+                values = value if isinstance(value, list) or (
+                    isinstance(value, tuple) and value
+                    and isinstance(value[0], (tuple, list))) else [value]
+                for v in values:
+                    if isinstance(v, int):
+                        found.append((v, v))
+                    elif isinstance(v, (tuple, list)) and len(v) == 2 \
+                            and all(isinstance(e, int) for e in v):
+                        found.append((max(v), min(v)))
+            else:
+                found += _pipeline_scales(value)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            found += _pipeline_scales(item)
+    return found
+
+
+def training_size(cfg: Any) -> Size:
+    """The largest (H, W) input the config's training pipeline hands its
+    model: the segmentor's crop (``data_preprocessor.size``) or the largest
+    resize scale of the train pipeline, landscape (a detector's 1333x800
+    gives (800, 1333), the image aspect at which keep-ratio resizing reaches
+    both bounds). Raises if the pipeline names no size."""
+    from mmengine.config import Config
+    if isinstance(cfg, str):
+        cfg = Config.fromfile(cfg)
+    size = cfg.model.get('data_preprocessor', {}).get('size')
+    if size is not None:
+        return (int(size[0]), int(size[1]))
+    scales = _pipeline_scales(cfg.get('train_dataloader', {}).get('dataset'))
+    if not scales:
+        raise ValueError('no resize scale or crop size found in the train '
+                         'pipeline of the config; give the input size with '
+                         '--shape H W')
+    return (max(s for _, s in scales), max(l for l, _ in scales))
+
+
+def training_batch(cfg: Any) -> int:
+    """Images per GPU of the config's train dataloader."""
+    from mmengine.config import Config
+    if isinstance(cfg, str):
+        cfg = Config.fromfile(cfg)
+    return int(cfg.train_dataloader.batch_size)
+
+
+def synthetic_batch(model: nn.Module, toolbox: str, size: Size, batch: int,
+                    instances: int = 20, seed: int = 0) -> Dict[str, Any]:
+    """A training batch as the toolbox's dataloader gives it (uint8 images
+    and data samples with random annotations): ``instances`` boxes with
+    bitmap masks per image for a detector (mmdet's own ``demo_mm_inputs``),
+    a label map for a segmentor, a label for a classifier."""
+    height, width = size
+    if toolbox == 'mmdet':
+        from mmdet.testing import demo_mm_inputs
+        heads = getattr(getattr(model, 'roi_head', None), 'bbox_head',
+                        None) or getattr(model, 'bbox_head', None)
+        heads = heads if isinstance(heads, nn.ModuleList) else [heads]
+        # demo_mm_inputs draws labels from 1 to num_classes - 1
+        classes = min(int(getattr(h, 'num_classes', 80)) for h in heads)
+        return demo_mm_inputs(
+            batch_size=batch, image_shapes=[(3, height, width)] * batch,
+            num_items=[instances] * batch, num_classes=max(classes, 2),
+            with_mask=bool(getattr(model, 'with_mask', False)))
+    generator = torch.Generator().manual_seed(seed)
+    inputs = [torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
+                            generator=generator) for _ in range(batch)]
+    meta = dict(img_shape=size, ori_shape=size, pad_shape=size,
+                scale_factor=(1., 1.), flip=False)
+    if toolbox == 'mmseg':
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        classes = int(model.decode_head.num_classes)
+        samples = []
+        for _ in range(batch):
+            sample = SegDataSample(metainfo=meta)
+            sample.gt_sem_seg = PixelData(data=torch.randint(
+                0, classes, (1, height, width), generator=generator))
+            samples.append(sample)
+        return dict(inputs=inputs, data_samples=samples)
+    if toolbox == 'mmpretrain':
+        from mmpretrain.structures import DataSample
+        classes = int(getattr(model.head, 'num_classes', 1000))
+        labels = torch.randint(0, classes, (batch, ), generator=generator)
+        return dict(inputs=inputs, data_samples=[
+            DataSample(metainfo=meta).set_gt_label(int(label))
+            for label in labels])
+    raise ValueError(f'no training batch for a {toolbox} model: the config '
+                     'must build an mmdet, mmseg or mmpretrain model')
+
+
+def make_config_step(path: str, size: Size, batch: int, mode: str,
+                     dtype: str = 'fp32', device: str = 'cpu',
+                     seed: int = 0) -> Tuple[Callable[[], None], nn.Module]:
+    """The config's own training step on a synthetic batch: the model's
+    ``train_step`` (data preprocessor, loss, backward, the config's
+    ``optim_wrapper`` with its parameter-wise settings) for ``train``, the
+    same without the update for ``fwdbwd``. SyncBN runs as BN (one
+    process), and the weights are as constructed (no checkpoint).
+    bf16/fp16 run under autocast (on CUDA through mmengine's
+    ``AmpOptimWrapper``, which also scales fp16 losses).
+
+    Returns:
+        The step and the model.
+    """
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+
+    from .complexity import build_model
+    cfg = Config.fromfile(path)
+    if cfg.get('data_preprocessor') is not None:
+        # as mmengine's Runner does (mmpretrain's configs set it there)
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model, toolbox = build_model(cfg)
+    dev = torch.device(device)
+    model.to(dev).train()
+    wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
+    amp_here = dtype != 'fp32' and dev.type != 'cpu'
+    if amp_here:
+        wrapper_cfg.update(type='AmpOptimWrapper',
+                           dtype=str(DTYPES[dtype]).split('.')[-1])
+    optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
+    data = synthetic_batch(model, toolbox, size, batch, seed=seed)
+    cast = _autocast(dev, dtype) if dtype != 'fp32' and not amp_here \
+        else contextlib.nullcontext()
+
+    def step() -> None:
+        with cast:
+            if mode == 'train':
+                model.train_step(data, optim_wrapper)
+                return
+            with optim_wrapper.optim_context(model):
+                batch_data = model.data_preprocessor(data, True)
+                losses = model._run_forward(batch_data, mode='loss')
+            loss, _ = model.parse_losses(losses)
+            optim_wrapper.backward(loss)
+            optim_wrapper.zero_grad()
+    return step, model
+
+
+# --------------------------------------------------------------------------
+# Tensor memory on the CPU
+# --------------------------------------------------------------------------
+def live_tensor_mb(device: str = 'cpu') -> float:
+    """Bytes of the distinct storages of every tensor Python holds on
+    ``device`` (parameters, buffers, gradients, optimizer state...), the
+    CPU's counterpart of ``torch.cuda.memory_allocated``."""
+    seen: Dict[int, int] = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, torch.Tensor) and obj.device.type == device \
+                and not obj.is_meta:
+            try:
+                storage = obj.untyped_storage()
+            except (RuntimeError, NotImplementedError):
+                continue
+            if storage.data_ptr():
+                seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values()) / 2**20
+
+
+def cpu_tensor_peak_mb(step: Callable[[], None]) -> float:
+    """Peak of the live tensor bytes during one more ``step`` on the CPU: the
+    tensors alive before it (:func:`live_tensor_mb`) plus the largest excess
+    of the CPU allocator's allocations over its frees during the step, from
+    the profiler's memory events. This is what ``max_memory_allocated``
+    counts on CUDA; with the CPU-only fast paths off (``generic_paths``) the
+    same code path runs, so it estimates a GPU's peak (CUDA's workspaces,
+    context and caching allocator come on top there)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+    gc.collect()
+    resident = live_tensor_mb('cpu')
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) \
+            as prof:
+        step()
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results
+        .events() if e.name() == '[memory]'
+        and e.device_type() == DeviceType.CPU)
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return resident + peak / 2**20
+
+
 def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     """Measure one job in this process; see :func:`make_job` for the keys.
 
     Returns ``dict(rows=[...], gemm_gflops=...)``: one row (see
     :data:`COLUMNS`) per implementation.
     """
+    from swat_mm.models.layers.fast_paths import cpu_fast_paths
+    with cpu_fast_paths(not job.get('generic_paths')):
+        return _run_job(job)
+
+
+def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     threads = job.get('threads')
     if threads:
         torch.set_num_threads(int(threads))
@@ -533,8 +736,14 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     torch.manual_seed(job.get('seed', 0))
 
     impls: Dict[str, nn.Module] = {}
+    steps: Dict[str, Callable[[], None]] = {}
     official_note = ''
-    if job.get('config'):
+    if job.get('config') and mode != 'infer':
+        steps['ours'], impls['ours'] = make_config_step(
+            job['config'], (height, width), batch, mode, dtype,
+            job['device'], job.get('seed', 0))
+        name = osp.splitext(osp.basename(job['config']))[0]
+    elif job.get('config'):
         impls['ours'] = _config_target(job['config'], (height, width))
         name = osp.splitext(osp.basename(job['config']))[0]
     else:
@@ -572,8 +781,9 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
         x = x.contiguous(memory_format=torch.channels_last)
         for model in impls.values():
             model.to(memory_format=torch.channels_last)
-    steps = {}
     for impl, model in impls.items():
+        if impl in steps:
+            continue
         if job.get('compile'):
             model = torch.compile(model, backend=job['compile'])
         steps[impl] = make_step(model, x, mode, dtype)
@@ -591,6 +801,12 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
         peak, mem_kind = _peak_rss_mb(), 'rss'
     # a peak is one model's own only when it ran alone in this process
     own_peak = len(impls) == 1
+    tensor_peak = None
+    if own_peak:
+        if device.type == 'cuda':
+            tensor_peak = peak
+        elif job.get('tensor_memory'):
+            tensor_peak = cpu_tensor_peak_mb(next(iter(steps.values())))
 
     flops = None
     if job.get('count_flops') and 'ours' in impls and not job.get('config'):
@@ -616,11 +832,13 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
             latency_ms_min=min(times[impl]) * 1e3,
             images_per_s=batch / med, outputs_match=match,
             max_abs_diff=max_diff,
+            generic_paths=bool(job.get('generic_paths')),
             note=official_note if impl == 'official' else '', **info)
         if own_peak:
             row.update(peak_mem_mb=peak, mem_kind=mem_kind,
                        mem_before_mb=mem_before,
-                       mem_delta_mb=peak - mem_before)
+                       mem_delta_mb=peak - mem_before,
+                       tensor_peak_mb=tensor_peak)
         if impl == 'ours' and flops is not None:
             row['flops_per_image'] = flops
             # flops are multiply-adds; 2 floating-point operations each
@@ -706,7 +924,8 @@ def make_job(model: Optional[str] = None, config: Optional[str] = None,
              impls: Sequence[str] = ('ours', ), channels_last: bool = False,
              compile: Optional[str] = None, count_flops: bool = False,
              gemm: bool = False, seed: int = 0,
-             model_kwargs: Optional[Dict[str, Any]] = None
+             model_kwargs: Optional[Dict[str, Any]] = None,
+             generic_paths: bool = False, tensor_memory: bool = False
              ) -> Dict[str, Any]:
     """A job description (JSON-able) for :func:`run_job`.
 
@@ -714,7 +933,12 @@ def make_job(model: Optional[str] = None, config: Optional[str] = None,
     a config file; ``model_kwargs`` are added to the backbone config (e.g.
     ``dict(with_cp=True)``); ``impls`` is ``('ours',)``, ``('official',)``
     or both (then compared); ``count_flops`` adds the achieved arithmetic
-    rate, ``gemm`` the machine's GEMM rate.
+    rate, ``gemm`` the machine's GEMM rate. ``generic_paths`` turns the
+    CPU-only fast paths off (the code path a GPU runs), ``tensor_memory``
+    adds the peak of live tensor bytes on the CPU from one more, profiled
+    step (:func:`cpu_tensor_peak_mb`; CUDA always reports its allocator
+    peak). A config in ``train``/``fwdbwd`` mode runs its own training step
+    (:func:`make_config_step`).
     """
     if (model is None) == (config is None):
         raise ValueError('give exactly one of model and config')
@@ -729,7 +953,8 @@ def make_job(model: Optional[str] = None, config: Optional[str] = None,
                 repeats=repeats, threads=threads, official=official,
                 impls=list(impls), channels_last=channels_last,
                 compile=compile, count_flops=count_flops, gemm=gemm,
-                seed=seed, model_kwargs=dict(model_kwargs or {}))
+                seed=seed, model_kwargs=dict(model_kwargs or {}),
+                generic_paths=generic_paths, tensor_memory=tensor_memory)
 
 
 def official_runs_at(model: str, size: Size) -> bool:
@@ -741,10 +966,14 @@ def official_runs_at(model: str, size: Size) -> bool:
 
 
 def benchmark(models: Sequence[str] = (), configs: Sequence[str] = (),
-              sizes: Sequence[Size] = ((224, 224), ),
+              sizes: Optional[Sequence[Size]] = None,
               official: Optional[str] = None, memory: bool = True,
               isolate: bool = True, **job_kwargs) -> List[Dict[str, Any]]:
     """Measure every model/config at every size; rows per :data:`COLUMNS`.
+
+    ``sizes`` default to 224 for backbones and to each config's training
+    size (:func:`training_size`); a ``batch`` of None to 1, or for a config
+    in a training mode to its dataloader's images per GPU.
 
     With ``official``, each table model with an official entry is compared
     (agreement, interleaved timing and speed-up) in one process, and each
@@ -757,29 +986,35 @@ def benchmark(models: Sequence[str] = (), configs: Sequence[str] = (),
     specs = [dict(model=m) for m in models] + [dict(config=c)
                                                for c in configs]
     for spec in specs:
-        for size in sizes:
+        config = spec.get('config')
+        kwargs = dict(job_kwargs)
+        if kwargs.get('batch') is None:
+            kwargs['batch'] = training_batch(config) if config and \
+                kwargs.get('mode', 'infer') != 'infer' else 1
+        for size in sizes or [training_size(config) if config
+                              else (224, 224)]:
             compare = bool(official) and 'model' in spec and \
                 official_runs_at(spec['model'], size)
             impls = ('ours', 'official') if compare else ('ours', )
             result = run(make_job(size=size, official=official, impls=impls,
-                                  **spec, **job_kwargs))
+                                  **spec, **kwargs))
             new = result['rows']
             if not isolate:
                 for row in new:
                     row.update(peak_mem_mb=None, mem_delta_mb=None,
-                               mem_before_mb=None, mem_kind=None)
+                               mem_before_mb=None, mem_kind=None,
+                               tensor_peak_mb=None)
             if compare and memory and isolate:
                 # the timing process held both models: peaks one by one
-                mem_kwargs = dict(job_kwargs, warmup=1,
-                                  repeats=min(2, job_kwargs.get('repeats',
-                                                                2)),
+                mem_kwargs = dict(kwargs, warmup=1,
+                                  repeats=min(2, kwargs.get('repeats', 2)),
                                   count_flops=False, gemm=False)
                 for row in new:
                     alone = run(make_job(size=size, official=official,
                                          impls=(row['impl'], ), **spec,
                                          **mem_kwargs))['rows'][0]
                     for key in ('peak_mem_mb', 'mem_kind', 'mem_before_mb',
-                                'mem_delta_mb'):
+                                'mem_delta_mb', 'tensor_peak_mb'):
                         row[key] = alone[key]
             if 'gemm_gflops' in result:
                 for row in new:
@@ -806,7 +1041,7 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     cols = ['model', 'impl', 'mode', 'dtype', 'batch', 'height', 'width',
             'threads', 'latency_ms_median', 'latency_ms_p25',
             'latency_ms_p75', 'images_per_s', 'peak_mem_mb', 'mem_delta_mb',
-            'speedup_vs_official', 'speedup_p25', 'speedup_p75',
+            'tensor_peak_mb', 'speedup_vs_official', 'speedup_p25', 'speedup_p75',
             'outputs_match', 'achieved_gflops']
     cols = [c for c in cols if any(r.get(c) not in (None, '') for r in rows)]
     lines = ['| ' + ' | '.join(cols) + ' |',
@@ -894,6 +1129,8 @@ def sweep(models: Sequence[str], sizes: Sequence[Size] = tuple(
     """Each model at each size, ours and (where it runs there) the official
     code, each alone in a fresh process: time and peak memory per point.
     Sizes an official entry cannot run at are noted in the rows."""
+    if job_kwargs.get('batch') is None:
+        job_kwargs['batch'] = 1
     rows = []
     for model in models:
         entry = resolve_model(model)

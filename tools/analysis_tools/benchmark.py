@@ -3,7 +3,8 @@
     python tools/analysis_tools/benchmark.py --backbone stvit-small \\
         [--backbone STViT:base ...] [--config CONFIG ...] \\
         [--shape H [W]] [--batch 8] [--dtype fp32|bf16|fp16] \\
-        [--device cpu|cuda] [--mode infer|train] [--warmup 2] [--repeats 10] \\
+        [--device cpu|cuda] [--mode infer|train|fwdbwd] [--warmup 2] \\
+        [--repeats 10] [--generic-paths] [--tensor-memory] \\
         [--threads N] [--channels-last] [--compile BACKEND] [--flops] \\
         [--model-arg with_cp=True] \\
         [--gemm] [--official PATH] [--sweep [--plot docs/sweep.png]] \\
@@ -16,6 +17,11 @@ the increase over the RSS just before the first step). ``--official PATH``
 the same weights: outputs must agree, and both are timed interleaved in one
 process; the speed-up is official time / our time. ``--sweep`` runs 224 to
 1024 and the det/seg input sizes and plots time and memory against pixels.
+A config in ``--mode train`` runs its own training step (``train_step``
+with its ``optim_wrapper``, on a synthetic annotated batch at its training
+size and images per GPU unless ``--shape``/``--batch`` say otherwise);
+``--generic-paths --tensor-memory`` on a CPU estimates the tensor memory
+that step needs on a GPU.
 See ``swat_mm.apis.benchmark`` for the details; ``--list`` shows the table.
 """
 import argparse
@@ -39,15 +45,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='table name (see --list) or Type[:arch]; '
                         'repeatable')
     parser.add_argument('--config', action='append', default=[],
-                        help='config file whose whole model is measured '
-                        '(tensor mode); repeatable')
+                        help='config file whose whole model is measured: '
+                        'tensor-mode forward for infer, its own training '
+                        'step on a synthetic annotated batch for train and '
+                        'fwdbwd; repeatable')
     parser.add_argument('--model-arg', nargs='+', action=DictAction,
                         default={}, metavar='KEY=VALUE',
                         help='added to the backbone config, e.g. '
                         'with_cp=True')
     parser.add_argument('--shape', type=int, nargs='+', action='append',
-                        help='input H W (or S); repeatable; default 224')
-    parser.add_argument('--batch', type=int, default=1)
+                        help='input H W (or S); repeatable; default 224, '
+                        'for a config its training size (the largest the '
+                        'train pipeline gives)')
+    parser.add_argument('--batch', type=int,
+                        help='default 1; for a config in train/fwdbwd mode '
+                        'its train dataloader\'s images per GPU')
     parser.add_argument('--dtype', choices=sorted(bm.DTYPES), default='fp32',
                         help='bf16/fp16 run under torch.autocast')
     parser.add_argument('--device', default='cpu')
@@ -70,6 +82,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--official', metavar='PATH',
                         help='clone of the official repository to compare '
                         'with')
+    parser.add_argument('--generic-paths', action='store_true',
+                        help='turn the CPU-only fast paths off: the code '
+                        'path a GPU runs (with --tensor-memory, an estimate '
+                        'of a GPU\'s memory)')
+    parser.add_argument('--tensor-memory', action='store_true',
+                        help='CPU: also the peak of live tensor bytes, from '
+                        'one more, profiled step (what CUDA\'s allocator '
+                        'peak counts)')
     parser.add_argument('--no-memory', action='store_true',
                         help='with --official: skip the separate '
                         'per-implementation memory runs')
@@ -99,13 +119,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             official = 'official: yes' if entry.official else 'official: no'
             print(f'{name:24s} {entry.cfg}  {official}')
         return 0
-    sizes = [tuple(s * 2 if len(s) == 1 else s) for s in args.shape or
-             [[224]]]
+    sizes = [tuple(s * 2 if len(s) == 1 else s)
+             for s in args.shape] if args.shape else None
     common = dict(batch=args.batch, dtype=args.dtype, device=args.device,
                   mode=args.mode, warmup=args.warmup, repeats=args.repeats,
                   threads=args.threads, channels_last=args.channels_last,
                   compile=args.compile, count_flops=args.flops,
-                  model_kwargs=args.model_arg)
+                  model_kwargs=args.model_arg,
+                  generic_paths=args.generic_paths,
+                  tensor_memory=args.tensor_memory)
     extra = {}
     if args.gemm:
         extra['gemm_gflops'] = bm.gemm_rate_isolated(args.device, args.threads)

@@ -103,6 +103,7 @@ from ..layers import LayerNorm2d, ResDWConv
 from ..layers.bn_linear import (batch_norm_linear, batch_norm_linear_ok,
                                 batch_norm_stats)
 from ..layers.drop_path import DropPath, add_branch, has_dropout
+from ..layers.fast_paths import cpu_fast_path
 from ..layers.onednn import OneDNNLinear, onednn_ok
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
                    check_stage_lengths, freeze, init_official, parse_arch,
@@ -208,7 +209,7 @@ class ConvMlp(nn.Module):
         autograd, GPU, tracing, compilation, or a map within the budget).
         """
         if self.training or self.band_bytes is None or \
-                torch.is_grad_enabled() or x.device.type != 'cpu' or \
+                torch.is_grad_enabled() or not cpu_fast_path(x) or \
                 torch.jit.is_tracing() or torch.compiler.is_compiling():
             return 0
         B, _, H, W = x.shape
@@ -771,7 +772,8 @@ class STViT(StagedBackboneMixin, BaseModule):
 
     def _inference_chunks(self, x: torch.Tensor) -> List[Optional[int]]:
         """Images per chunk for each stage (None: the whole batch)."""
-        if self.training or torch.is_grad_enabled() or x.device.type != 'cpu':
+        if self.training or torch.is_grad_enabled() or \
+                not cpu_fast_path(x):
             return [None] * self.num_stages
         B, _, H, W = x.shape
         # stride-2 3x3 convolutions with padding 1: twice in the stem,

@@ -29,6 +29,8 @@ import torch
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath as _MMCVDropPath
 
+from .fast_paths import cpu_fast_path
+
 __all__ = ['DropPath', 'ScaledResidual', 'RowsResidual', 'TakeRows',
            'SplitRows', 'residual', 'add_branch', 'has_dropout']
 
@@ -248,7 +250,7 @@ def add_branch(x: torch.Tensor, inp: torch.Tensor,
             return branch(t if rows is None else TakeRows.apply(t, rows))
     if not (isinstance(drop_path, DropPath)
             and drop_path.training and drop_path.drop_prob > 0.
-            and inp.device.type == 'cpu'
+            and cpu_fast_path(inp)
             and not torch.is_autocast_enabled('cpu')
             and not torch.jit.is_tracing()
             and not torch.compiler.is_compiling()

@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .fast_paths import cpu_fast_path
+
 HAS_ONEDNN = (torch.backends.mkldnn.is_available()
               and hasattr(torch.ops.mkldnn, '_linear_pointwise')
               and hasattr(torch.ops.mkldnn, '_convolution_pointwise'))
@@ -26,7 +28,7 @@ HAS_ONEDNN = (torch.backends.mkldnn.is_available()
 def onednn_ok(x: torch.Tensor, train: bool = False) -> bool:
     """Whether the fused ops serve ``x``: CPU fp32 outside autocast,
     tracing and compilation; without grad unless ``train``."""
-    return (HAS_ONEDNN and x.device.type == 'cpu'
+    return (HAS_ONEDNN and cpu_fast_path(x)
             and x.dtype == torch.float32
             and (train or not torch.is_grad_enabled())
             and not torch.is_autocast_enabled('cpu')
