@@ -309,6 +309,15 @@ def test_training_size_and_batch_from_the_configs():
         path = osp.join(ROOT, path)
         assert (bm.training_size(path), bm.training_batch(path)) == \
             (size, batch), path
+    # pairs as tuples or (after config merging) lists, nested transforms,
+    # square ints; float ranges are not sizes
+    assert bm._pipeline_scales([
+        dict(type='Resize', scale=[1333, 800]),
+        dict(type='RandomChoice', transforms=[[dict(
+            scales=[(1333, 640), [1333, 800]])]]),
+        dict(type='RandomResizedCrop', scale=224),
+        dict(type='Other', scale=(0.08, 1.0))]) == [
+            (1333, 800), (1333, 640), (1333, 800), (224, 224)]
     bare = Config(dict(model=dict(), train_dataloader=dict(dataset=dict(
         pipeline=[dict(type='LoadImageFromFile')]))))
     with pytest.raises(ValueError, match='--shape H W'):
@@ -408,3 +417,17 @@ def test_cpu_fast_paths_switch():
     (out_a, grad_a), (out_b, grad_b) = results
     for a, b in zip(out_a + grad_a, out_b + grad_b):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_model_args_reach_a_configs_backbone():
+    """``--model-arg`` sets ``model.backbone`` of a config (for the
+    training step and the tensor-mode forward alike) and names the row."""
+    _, model = bm.make_config_step(TOY_DET, (64, 96), 1, 'fwdbwd',
+                                   backbone_kwargs=dict(with_cp=True))
+    assert model.backbone.with_cp
+    target = bm._config_target(TOY_SEG, (64, 64), dict(with_cp=True))
+    assert target.model.backbone.with_cp
+    row = bm.run_job(bm.make_job(config=TOY_SEG, size=(64, 64), mode='infer',
+                                 warmup=0, repeats=1,
+                                 model_kwargs=dict(with_cp=True)))['rows'][0]
+    assert row['model'] == 'stvit-small_upernet_toy-ade20k with_cp=True'

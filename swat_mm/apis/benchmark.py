@@ -505,11 +505,31 @@ def allocator_info() -> str:
     return ' '.join(parts) or 'default'
 
 
-def _config_target(path: str, size: Size) -> nn.Module:
+def load_config(path: str,
+                backbone_kwargs: Optional[Dict[str, Any]] = None) -> Any:
+    """The config at ``path``, with ``backbone_kwargs`` (e.g.
+    ``with_cp=True``) set on ``model.backbone`` and the top-level
+    ``data_preprocessor`` merged into the model as mmengine's Runner does
+    (mmpretrain's configs set it there)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    if backbone_kwargs:
+        if not isinstance(cfg.model.get('backbone'), dict):
+            raise ValueError(f'{path}: --model-arg sets the backbone, and '
+                             'this config\'s model has no backbone dict')
+        cfg.model.backbone.update(backbone_kwargs)
+    if cfg.get('data_preprocessor') is not None:
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    return cfg
+
+
+def _config_target(path: str, size: Size,
+                   backbone_kwargs: Optional[Dict[str, Any]] = None
+                   ) -> nn.Module:
     """A config's whole model, as the module count_complexity traces."""
     from .complexity import (_det_data_samples, _Forward, _padded,
                              _TwoStageForward, build_model)
-    model, toolbox = build_model(path)
+    model, toolbox = build_model(load_config(path, backbone_kwargs))
     if toolbox == 'mmdet':
         samples = _det_data_samples(*_padded(size, model))
         if getattr(model, 'with_rpn', False) and \
@@ -524,27 +544,28 @@ def _config_target(path: str, size: Size) -> nn.Module:
 # --------------------------------------------------------------------------
 # A config's own training step
 # --------------------------------------------------------------------------
+def _as_scales(value: Any) -> List[Size]:
+    """(long, short) pairs of a ``scale``/``scales`` value: an int, a pair
+    of ints (as a tuple or, after config merging, a list), or a list of
+    either."""
+    if isinstance(value, int):
+        return [(value, value)]
+    if isinstance(value, (tuple, list)):
+        if len(value) == 2 and all(isinstance(e, int) for e in value):
+            return [(max(value), min(value))]
+        return [s for v in value for s in _as_scales(v)]
+    return []
+
+
 def _pipeline_scales(node: Any) -> List[Size]:
     """Every (long, short) resize scale in a (nested) pipeline config."""
-    found: List[Size] = []
     if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ('scale', 'scales', 'img_scale') and value is not None:
-                values = value if isinstance(value, list) or (
-                    isinstance(value, tuple) and value
-                    and isinstance(value[0], (tuple, list))) else [value]
-                for v in values:
-                    if isinstance(v, int):
-                        found.append((v, v))
-                    elif isinstance(v, (tuple, list)) and len(v) == 2 \
-                            and all(isinstance(e, int) for e in v):
-                        found.append((max(v), min(v)))
-            else:
-                found += _pipeline_scales(value)
-    elif isinstance(node, (list, tuple)):
-        for item in node:
-            found += _pipeline_scales(item)
-    return found
+        return [s for key, value in node.items() for s in (
+            _as_scales(value) if key in ('scale', 'scales', 'img_scale')
+            else _pipeline_scales(value))]
+    if isinstance(node, (list, tuple)):
+        return [s for item in node for s in _pipeline_scales(item)]
+    return []
 
 
 def training_size(cfg: Any) -> Size:
@@ -622,26 +643,25 @@ def synthetic_batch(model: nn.Module, toolbox: str, size: Size, batch: int,
 
 def make_config_step(path: str, size: Size, batch: int, mode: str,
                      dtype: str = 'fp32', device: str = 'cpu',
-                     seed: int = 0) -> Tuple[Callable[[], None], nn.Module]:
+                     seed: int = 0,
+                     backbone_kwargs: Optional[Dict[str, Any]] = None
+                     ) -> Tuple[Callable[[], None], nn.Module]:
     """The config's own training step on a synthetic batch: the model's
     ``train_step`` (data preprocessor, loss, backward, the config's
     ``optim_wrapper`` with its parameter-wise settings) for ``train``, the
     same without the update for ``fwdbwd``. SyncBN runs as BN (one
-    process), and the weights are as constructed (no checkpoint).
-    bf16/fp16 run under autocast (on CUDA through mmengine's
+    process), and the weights are as constructed (no checkpoint);
+    ``backbone_kwargs`` go to the backbone's config (see
+    :func:`load_config`). bf16/fp16 run under autocast (on CUDA through mmengine's
     ``AmpOptimWrapper``, which also scales fp16 losses).
 
     Returns:
         The step and the model.
     """
-    from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
     from .complexity import build_model
-    cfg = Config.fromfile(path)
-    if cfg.get('data_preprocessor') is not None:
-        # as mmengine's Runner does (mmpretrain's configs set it there)
-        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    cfg = load_config(path, backbone_kwargs)
     model, toolbox = build_model(cfg)
     dev = torch.device(device)
     model.to(dev).train()
@@ -738,18 +758,20 @@ def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     impls: Dict[str, nn.Module] = {}
     steps: Dict[str, Callable[[], None]] = {}
     official_note = ''
+    suffix = ''.join(
+        f' {k}={v}' for k, v in (job.get('model_kwargs') or {}).items())
     if job.get('config') and mode != 'infer':
         steps['ours'], impls['ours'] = make_config_step(
             job['config'], (height, width), batch, mode, dtype,
-            job['device'], job.get('seed', 0))
-        name = osp.splitext(osp.basename(job['config']))[0]
+            job['device'], job.get('seed', 0), job.get('model_kwargs'))
+        name = osp.splitext(osp.basename(job['config']))[0] + suffix
     elif job.get('config'):
-        impls['ours'] = _config_target(job['config'], (height, width))
-        name = osp.splitext(osp.basename(job['config']))[0]
+        impls['ours'] = _config_target(job['config'], (height, width),
+                                       job.get('model_kwargs'))
+        name = osp.splitext(osp.basename(job['config']))[0] + suffix
     else:
         entry = resolve_model(job['model'])
-        name = job['model'] + ''.join(
-            f' {k}={v}' for k, v in (job.get('model_kwargs') or {}).items())
+        name = job['model'] + suffix
         ours = build_backbone(entry, job.get('model_kwargs'))
         if 'ours' in job['impls']:
             impls['ours'] = ours
@@ -931,7 +953,7 @@ def make_job(model: Optional[str] = None, config: Optional[str] = None,
 
     ``model`` is a :data:`MODEL_TABLE` name or ``'Type[:arch]'``, ``config``
     a config file; ``model_kwargs`` are added to the backbone config (e.g.
-    ``dict(with_cp=True)``); ``impls`` is ``('ours',)``, ``('official',)``
+    ``dict(with_cp=True)``; for a config, to its ``model.backbone``); ``impls`` is ``('ours',)``, ``('official',)``
     or both (then compared); ``count_flops`` adds the achieved arithmetic
     rate, ``gemm`` the machine's GEMM rate. ``generic_paths`` turns the
     CPU-only fast paths off (the code path a GPU runs), ``tensor_memory``

@@ -51,8 +51,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'fwdbwd; repeatable')
     parser.add_argument('--model-arg', nargs='+', action=DictAction,
                         default={}, metavar='KEY=VALUE',
-                        help='added to the backbone config, e.g. '
-                        'with_cp=True')
+                        help='added to the backbone config (of a --config: '
+                        'to model.backbone), e.g. with_cp=True')
     parser.add_argument('--shape', type=int, nargs='+', action='append',
                         help='input H W (or S); repeatable; default 224, '
                         'for a config its training size (the largest the '
