@@ -22,6 +22,11 @@ tools/analysis_tools/benchmark.py`` is the command-line front end):
   part the forward/backward itself needs: the whole includes the Python
   interpreter, torch and the weights). Every measurement that reports a
   peak runs in a fresh subprocess, so that the peak is that model's own.
+  ``tensor_memory=True`` adds, on CPU, the peak of live tensor bytes (what
+  CUDA's allocator peak counts; :func:`cpu_tensor_peak_mb`), and
+  ``generic_paths=True`` turns the CPU-only fast paths off, so that the
+  CPU runs and keeps what a GPU would: together an estimate of a GPU's
+  training memory without a GPU.
 * comparison with the official implementation (``official=PATH`` to a clone
   of the authors' repository, imported at run time, nothing of it copied):
   the official model is built with the same hyper-parameters and given our
@@ -35,8 +40,10 @@ tools/analysis_tools/benchmark.py`` is the command-line front end):
 
 Backbones are looked up in :data:`MODEL_TABLE` (``'stvit-small'``), or given
 as a registry type and arch (``'STViT:base'``, ``'swat_mm.STViT:base'``), or
-as a config file whose whole model is measured (``tensor`` mode, as
-:func:`~swat_mm.apis.count_complexity` runs it). Adding a model is one
+as a config file whose whole model is measured: in ``infer`` mode its
+``tensor``-mode forward (as :func:`~swat_mm.apis.count_complexity` runs it),
+in ``train``/``fwdbwd`` mode its own training step
+(:func:`make_config_step`). Adding a model is one
 :class:`ModelEntry` in :data:`MODEL_TABLE` (plus, for the comparison, a
 function that builds the official model from ours).
 """
