@@ -431,3 +431,13 @@ def test_model_args_reach_a_configs_backbone():
                                  warmup=0, repeats=1,
                                  model_kwargs=dict(with_cp=True)))['rows'][0]
     assert row['model'] == 'stvit-small_upernet_toy-ade20k with_cp=True'
+
+
+def test_backbones_build_after_a_config_set_another_scope():
+    """Building a config sets mmengine's default scope to its toolbox; the
+    table's backbones still build from swat_mm's registry afterwards."""
+    from mmengine.registry import DefaultScope
+    bm._config_target(TOY_SEG, (64, 64))
+    assert DefaultScope.get_current_instance().scope_name == 'mmseg'
+    model = bm.build_backbone(bm.resolve_model('swat-deit-small'))
+    assert type(model).__name__ == 'SWATViT'

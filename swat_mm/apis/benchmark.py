@@ -345,10 +345,14 @@ def build_backbone(entry: ModelEntry,
                    model_kwargs: Optional[Dict[str, Any]] = None) -> nn.Module:
     """Build ``entry``'s backbone in the swat_mm registry, with
     ``model_kwargs`` added to its config (no weights are loaded or
-    downloaded)."""
+    downloaded), whatever default scope a config built earlier in the
+    process has set (a registry builds in the default scope's registry)."""
     importlib.import_module(entry.module)
+    from mmengine.registry import DefaultScope
+
     from swat_mm.registry import MODELS
-    return MODELS.build(dict(entry.cfg, **(model_kwargs or {})))
+    with DefaultScope.overwrite_default_scope('swat_mm'):
+        return MODELS.build(dict(entry.cfg, **(model_kwargs or {})))
 
 
 # --------------------------------------------------------------------------
