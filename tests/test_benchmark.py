@@ -441,3 +441,12 @@ def test_backbones_build_after_a_config_set_another_scope():
     assert DefaultScope.get_current_instance().scope_name == 'mmseg'
     model = bm.build_backbone(bm.resolve_model('swat-deit-small'))
     assert type(model).__name__ == 'SWATViT'
+
+
+def test_config_training_step_refuses_what_it_cannot_apply():
+    """A config's own training step has no compiled or channels-last
+    variant: asking for one is an error, not silently ignored."""
+    for extra in (dict(compile='inductor'), dict(channels_last=True)):
+        with pytest.raises(ValueError, match='not to its own training'):
+            bm.make_job(config=TOY_DET, mode='train', **extra)
+    assert bm.make_job(config=TOY_DET, mode='infer', channels_last=True)

@@ -663,8 +663,8 @@ def make_config_step(path: str, size: Size, batch: int, mode: str,
     same without the update for ``fwdbwd``. SyncBN runs as BN (one
     process), and the weights are as constructed (no checkpoint);
     ``backbone_kwargs`` go to the backbone's config (see
-    :func:`load_config`). bf16/fp16 run under autocast (on CUDA through mmengine's
-    ``AmpOptimWrapper``, which also scales fp16 losses).
+    :func:`load_config`). bf16/fp16 run under autocast (on CUDA through
+    mmengine's ``AmpOptimWrapper``, which also scales fp16 losses).
 
     Returns:
         The step and the model.
@@ -795,7 +795,10 @@ def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
         del ours  # measured alone, the official holds only its own weights
     for model in impls.values():
         model.to(device)
-    x = torch.randn(batch, 3, height, width, device=device)
+    # a config's training step brings its own batch; an unused input here
+    # would count as resident tensor memory
+    x = None if steps else torch.randn(batch, 3, height, width,
+                                        device=device)
 
     match: Optional[bool] = None
     max_diff = math.nan
@@ -810,7 +813,7 @@ def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
         match = a.shape == b.shape and torch.allclose(
             a, b, rtol=1e-4, atol=1e-5 * max(scale, 1e-12))
 
-    if job.get('channels_last'):
+    if job.get('channels_last') and x is not None:
         x = x.contiguous(memory_format=torch.channels_last)
         for model in impls.values():
             model.to(memory_format=torch.channels_last)
@@ -964,9 +967,10 @@ def make_job(model: Optional[str] = None, config: Optional[str] = None,
 
     ``model`` is a :data:`MODEL_TABLE` name or ``'Type[:arch]'``, ``config``
     a config file; ``model_kwargs`` are added to the backbone config (e.g.
-    ``dict(with_cp=True)``; for a config, to its ``model.backbone``); ``impls`` is ``('ours',)``, ``('official',)``
-    or both (then compared); ``count_flops`` adds the achieved arithmetic
-    rate, ``gemm`` the machine's GEMM rate. ``generic_paths`` turns the
+    ``dict(with_cp=True)``; for a config, to its ``model.backbone``);
+    ``impls`` is ``('ours',)``, ``('official',)`` or both (then
+    compared); ``count_flops`` adds the achieved arithmetic rate, ``gemm``
+    the machine's GEMM rate. ``generic_paths`` turns the
     CPU-only fast paths off (the code path a GPU runs), ``tensor_memory``
     adds the peak of live tensor bytes on the CPU from one more, profiled
     step (:func:`cpu_tensor_peak_mb`; CUDA always reports its allocator
@@ -981,6 +985,10 @@ def make_job(model: Optional[str] = None, config: Optional[str] = None,
         raise ValueError(f'dtype must be one of {sorted(DTYPES)}')
     if 'official' in impls and not official:
         raise ValueError('the official implementation needs its path')
+    if config and mode != 'infer' and (compile or channels_last):
+        raise ValueError('--compile and --channels-last apply to backbones '
+                         'and to a config\'s infer mode, not to its own '
+                         'training step')
     return dict(model=model, config=config, size=list(size), batch=batch,
                 dtype=dtype, device=device, mode=mode, warmup=warmup,
                 repeats=repeats, threads=threads, official=official,
@@ -1019,13 +1027,15 @@ def benchmark(models: Sequence[str] = (), configs: Sequence[str] = (),
     specs = [dict(model=m) for m in models] + [dict(config=c)
                                                for c in configs]
     for spec in specs:
-        config = spec.get('config')
+        cfg = None
+        if 'config' in spec and not (sizes and job_kwargs.get('batch')):
+            from mmengine.config import Config
+            cfg = Config.fromfile(spec['config'])
         kwargs = dict(job_kwargs)
         if kwargs.get('batch') is None:
-            kwargs['batch'] = training_batch(config) if config and \
+            kwargs['batch'] = training_batch(cfg) if cfg and \
                 kwargs.get('mode', 'infer') != 'infer' else 1
-        for size in sizes or [training_size(config) if config
-                              else (224, 224)]:
+        for size in sizes or [training_size(cfg) if cfg else (224, 224)]:
             compare = bool(official) and 'model' in spec and \
                 official_runs_at(spec['model'], size)
             impls = ('ours', 'official') if compare else ('ours', )
@@ -1074,8 +1084,8 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     cols = ['model', 'impl', 'mode', 'dtype', 'batch', 'height', 'width',
             'threads', 'latency_ms_median', 'latency_ms_p25',
             'latency_ms_p75', 'images_per_s', 'peak_mem_mb', 'mem_delta_mb',
-            'tensor_peak_mb', 'speedup_vs_official', 'speedup_p25', 'speedup_p75',
-            'outputs_match', 'achieved_gflops']
+            'tensor_peak_mb', 'speedup_vs_official', 'speedup_p25',
+            'speedup_p75', 'outputs_match', 'achieved_gflops']
     cols = [c for c in cols if any(r.get(c) not in (None, '') for r in rows)]
     lines = ['| ' + ' | '.join(cols) + ' |',
              '|' + '---|' * len(cols)]
