@@ -65,6 +65,13 @@ import sys
 sys.exit(0 if (3, 8) <= sys.version_info[:2] < (3, 13) else 1)
 EOF
 PIP=(pip_quiet "$PY" -m pip --disable-pip-version-check)
+# Every install goes through this constraints file, given on the command line
+# because --isolated (the torch step) ignores pip's config and environment:
+# torch 2.13 asks for setuptools>=77.0.3, and an unconstrained upgrade takes
+# setuptools 81+, which no longer ships pkg_resources (mmcv's setup.py, mmengine
+# and pytorch_wavelets import it).
+CONSTRAINTS=$REPO/tools/pip-constraints.txt
+[[ -f "$CONSTRAINTS" ]] || die "$CONSTRAINTS is missing; restore it from the repository"
 # pip warns once per package about find-links/index folders this machine's
 # pip config names but lacks; keep its real messages only.
 pip_quiet() {
@@ -75,7 +82,7 @@ pip_quiet() {
 # build time by mmcv: setuptools 81+ no longer ships it.
 if ! "$PY" -c "import pkg_resources" >/dev/null 2>&1; then
   say "installing setuptools<81 (pkg_resources), wheel, ninja"
-  "${PIP[@]}" install -q "setuptools<81" wheel ninja
+  "${PIP[@]}" install -q -c "$CONSTRAINTS" "setuptools<81" wheel ninja
 fi
 
 # 2. torch + torchvision --------------------------------------------------------
@@ -98,7 +105,7 @@ else
   cert=()
   [[ -n "${PIP_CERT:-}" ]] && cert=(--cert "$PIP_CERT")
   say "installing $TORCH_SPEC $TORCHVISION_SPEC (several GB on the first run)"
-  "${PIP[@]}" install --isolated "${cert[@]}" -q "$TORCH_SPEC" "$TORCHVISION_SPEC" \
+  "${PIP[@]}" install --isolated "${cert[@]}" -q -c "$CONSTRAINTS" "$TORCH_SPEC" "$TORCHVISION_SPEC" \
     || die "pip could not install $TORCH_SPEC $TORCHVISION_SPEC"
   torch_ok || die "torch/torchvision installed but torchvision.ops.nms does not run"
 fi
@@ -127,6 +134,13 @@ print(torch.__version__.replace('+', '_'), 'cuda' if torch.cuda.is_available() e
       || die "gcc/g++ not found: mmcv's ops are compiled from source (Debian: apt-get install build-essential)"
     "$PY" -c "import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
       || die "Python.h not found: install the Python development headers (Debian: python3-dev)"
+    # What mmcv's setup.py needs, checked here rather than 20 minutes in.
+    "$PY" -c "import pkg_resources" >/dev/null 2>&1 \
+      || die "pkg_resources is not importable in $PY (setuptools >= 81 dropped it), so mmcv's setup.py cannot run; fix: $PY -m pip install -c $CONSTRAINTS 'setuptools<81'"
+    "$PY" -c "
+import os, sys, torch.utils.cpp_extension as e
+sys.exit(not all(os.path.exists(os.path.join(d, 'torch', 'extension.h')) for d in e.include_paths()[:1]))" >/dev/null 2>&1 \
+      || die "torch's C++ headers (torch/extension.h) are missing from $PY's torch, so mmcv's ops cannot compile; fix: reinstall a full torch wheel ($TORCH_SPEC)"
     say "building mmcv $MMCV_VERSION with $OPS_TAG ops against torch $TORCH_TAG (about 20 minutes on 2 cores, once)"
     tmp=$(mktemp -d "$CACHE/mmcv-build.XXXXXX")
     # No build isolation: the build must see the installed torch, or mmcv
@@ -142,9 +156,9 @@ print(torch.__version__.replace('+', '_'), 'cuda' if torch.cuda.is_available() e
   else
     say "installing mmcv from the cached wheel $wheel"
   fi
-  "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel"
+  "${PIP[@]}" install -q -c "$CONSTRAINTS" --no-deps --force-reinstall "$wheel"
   # then what mmcv itself needs (mmengine, addict, yapf, opencv...)
-  "${PIP[@]}" install -q "$wheel" "${REQS[0]}" || die "pip could not install mmcv's dependencies"
+  "${PIP[@]}" install -q -c "$CONSTRAINTS" "$wheel" "${REQS[0]}" || die "pip could not install mmcv's dependencies"
   if ! mmcv_ok; then
     "$PY" -c "from mmcv.ops import nms" 2>&1 | tail -n 3 >&2 || true
     die "mmcv installed from $wheel but its ops do not run (above); delete $WHEEL_DIR and run again"
@@ -157,7 +171,7 @@ STAMP_FILE=$("$PY" -c "import sys; print(sys.prefix)")/.swat_mm_requirements
 if [[ "$(cat "$STAMP_FILE" 2>/dev/null || true)" != "$STAMP" ]] \
     || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex" >/dev/null 2>&1; then
   say "installing ${REQS[*]}"
-  "${PIP[@]}" install -q "${REQS[@]}" || die "pip could not install the OpenMMLab stack"
+  "${PIP[@]}" install -q -c "$CONSTRAINTS" "${REQS[@]}" || die "pip could not install the OpenMMLab stack"
   mmcv_ok || die "installing the OpenMMLab stack replaced mmcv; report this"
   echo "$STAMP" >"$STAMP_FILE"
 else
