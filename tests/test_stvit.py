@@ -1,6 +1,5 @@
 """STViT: parity with the official model, shapes, sizes, training switches."""
 import copy
-import os.path as osp
 
 import pytest
 import torch
@@ -13,10 +12,9 @@ import swat_mm  # noqa: F401
 from swat_mm.apis.complexity import count_complexity
 from swat_mm.converters import ConversionError, convert_stvit
 from swat_mm.models.backbones.stvit import STViT
-from tests.golden.synth import synth_state_dict
+from tests.golden.cases import golden_classifier, load_fixture, stvit_arch
 from tests.tiny_archs import STVIT_TINY
 
-GOLDEN = osp.join(osp.dirname(__file__), 'golden', 'data')
 CASES = ['stvit_tiny_a', 'stvit_tiny_b', 'stvit_tiny_c', 'stvit_small',
          'stvit_base']
 TINY = STVIT_TINY
@@ -29,35 +27,16 @@ def mmpretrain_scope():
         yield
 
 
-def load_fixture(name):
-    fixture = torch.load(osp.join(GOLDEN, f'{name}.pth'), weights_only=True)
-    if 'state_dict' not in fixture:
-        synth = fixture['synth']
-        fixture['state_dict'] = synth_state_dict(synth['shapes'],
-                                                 synth['seed'])
-    return fixture
-
-
-def official_kwargs_to_arch(kw):
-    arch = dict(embed_dims=kw['embed_dim'], depths=kw['depths'],
-                num_heads=kw['num_heads'], layer_scale=kw['layerscale'],
-                layer_scale_init_value=kw['init_values'])
-    return arch, dict(stoken_size=kw['stoken_size'], n_iter=kw['n_iter'])
+official_kwargs_to_arch = stvit_arch
 
 
 @pytest.mark.parametrize('name', CASES)
 def test_golden_parity_with_official(name):
     """The whole ImageClassifier gives the official logits for the official
     weights (converted by the shipped converter)."""
-    fixture = load_fixture(name)
-    arch, extra = official_kwargs_to_arch(fixture['official_kwargs'])
-    state, cfg = convert_stvit(fixture['state_dict'], arch=arch)
-    cfg['backbone'].update(extra)
-    model = MODELS.build(cfg).eval()
-    model.load_state_dict(state, strict=True)
+    model, x, expected = golden_classifier(name)
     with torch.no_grad():
-        logits = model(fixture['input'], mode='tensor')
-    expected = fixture['logits']
+        logits = model(x, mode='tensor')
     assert logits.shape == expected.shape
     assert torch.allclose(logits, expected, rtol=1e-4, atol=1e-5), \
         (logits - expected).abs().max()

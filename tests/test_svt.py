@@ -1,8 +1,6 @@
 """SVT: parity with the official model, any-size behaviour, sizes, training
 switches, token labelling, converter."""
 import copy
-import os.path as osp
-import re
 
 import mmcv
 import numpy as np
@@ -22,10 +20,9 @@ from swat_mm.models.backbones.svt import SVT
 from swat_mm.models.heads import SVTClsHead
 from swat_mm.models.layers.spectral import SpectralChannelMixing
 from swat_mm.utils.flops import EXTRA_OP_HANDLES
-from tests.golden.synth import synth_state_dict
+from tests.golden.cases import load_fixture, svt_arch
 from tests.tiny_archs import SVT_TINY
 
-GOLDEN = osp.join(osp.dirname(__file__), 'golden', 'data')
 CASES = ['svt_tiny_a', 'svt_tiny_b', 'svt_tiny_c', 'svt_h_small']
 # tiny arch for the fast tests; 64 input -> stage maps 16, 8, 4, 2
 TINY = SVT_TINY
@@ -39,32 +36,7 @@ def mmpretrain_scope():
         yield
 
 
-def _true_filters(state):
-    """Synthesised weights keep the true DTCWT filter buffers."""
-    ref = {}
-    for name, mod in (('xfm', SpectralChannelMixing(4, 2).xfm),
-                      ('ifm', SpectralChannelMixing(4, 2).ifm)):
-        ref.update({f'{name}.{k}': v for k, v in mod.state_dict().items()})
-    for key in state:
-        m = re.search(r'\.attn\.((xfm|ifm)\.\w+)$', key)
-        if m:
-            state[key] = ref[m.group(1)].clone()
-    return state
-
-
-def load_fixture(name):
-    fixture = torch.load(osp.join(GOLDEN, f'{name}.pth'), weights_only=True)
-    if 'state_dict' not in fixture:
-        synth = fixture['synth']
-        fixture['state_dict'] = _true_filters(
-            synth_state_dict(synth['shapes'], synth['seed']))
-    return fixture
-
-
-def official_kwargs_to_arch(kw):
-    return dict(stem_channels=kw['stem_hidden_dim'],
-                embed_dims=kw['embed_dims'], depths=kw['depths'],
-                num_heads=kw['num_heads'], mlp_ratios=kw['mlp_ratios'])
+official_kwargs_to_arch = svt_arch
 
 
 @pytest.mark.parametrize('name', CASES)

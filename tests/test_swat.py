@@ -17,12 +17,11 @@ from swat_mm.converters import ConversionError, convert_swat
 from swat_mm.models.backbones.swat_mlp import SWATMixer, SWATResMLP
 from swat_mm.models.backbones.swat_vit import SWATViT
 from swat_mm.models.layers import SWATTokenizer
-from tests.golden.synth import synth_state_dict
+from tests.golden.cases import load_fixture
 from tests.tiny_archs import (SWAT_MIXER_TINY, SWAT_RESMLP_TINY,
                                SWAT_VIT_TINY)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-GOLDEN = osp.join(ROOT, 'tests', 'golden', 'data')
 CASES = ['swat_vit_tiny_a', 'swat_vit_tiny_b', 'swat_deit_tiny',
          'swat_mixer_tiny_a', 'swat_mixer_tiny', 'swat_resmlp_tiny_a',
          'swat_resmlp_s12']
@@ -36,15 +35,6 @@ def mmpretrain_scope():
     # other test modules leave mmdet/mmseg as the process's default scope
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         yield
-
-
-def load_fixture(name):
-    fixture = torch.load(osp.join(GOLDEN, f'{name}.pth'), weights_only=True)
-    if 'state_dict' not in fixture:
-        synth = fixture['synth']
-        fixture['state_dict'] = synth_state_dict(synth['shapes'],
-                                                 synth['seed'])
-    return fixture
 
 
 @pytest.mark.parametrize('name', CASES)

@@ -1,7 +1,6 @@
 """SWAT-Swin: parity with the official model, shapes, sizes, training
 switches, converter."""
 import copy
-import os.path as osp
 
 import pytest
 import torch
@@ -14,10 +13,9 @@ from swat_mm.apis.complexity import count_complexity
 from swat_mm.converters import ConversionError
 from swat_mm.converters.swat_swin import convert_swat_swin, infer_arch
 from swat_mm.models.backbones.swat_swin import SWATSwin
-from tests.golden.synth import synth_input, synth_state_dict
+from tests.golden.cases import load_fixture
 from tests.tiny_archs import SWAT_SWIN_TINY
 
-GOLDEN = osp.join(osp.dirname(__file__), 'golden', 'data')
 CASES = ['swat_swin_custom_a', 'swat_swin_custom_b', 'swat_swin_tiny']
 TINY = SWAT_SWIN_TINY
 
@@ -27,20 +25,6 @@ def mmpretrain_scope():
     # other test modules leave mmdet/mmseg as the process's default scope
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         yield
-
-
-def load_fixture(name):
-    """The official state dict (synthetic weights rebuilt from their seed,
-    official buffers), input and logits of a golden case."""
-    fixture = torch.load(osp.join(GOLDEN, f'{name}.pth'), weights_only=True)
-    synth = fixture['synth']
-    state = synth_state_dict(synth['shapes'], synth['seed'])
-    for key, value in fixture['buffers'].items():
-        state[key] = value.long() if key.endswith('index') else value.float()
-    fixture['state_dict'] = state
-    fixture['input'] = synth_input(fixture['input_synth']['shape'],
-                                   fixture['input_synth']['seed'])
-    return fixture
 
 
 @pytest.mark.parametrize('name', CASES)
