@@ -129,7 +129,11 @@ def test_compiled_training_matches_eager(case):
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()
                       if p.grad is not None})
     for a, b in zip(*outs):
-        assert torch.allclose(a, b, **TOL)
+        # at the output's scale: train-mode batch norm over the small maps
+        # of the tiny archs amplifies fp32 rounding (SWAT Swin 2.2e-5 at a
+        # scale of 3.2 on an AMD EPYC)
+        assert torch.allclose(a, b, rtol=TOL['rtol'],
+                              atol=10 * TOL['atol'] * b.abs().max().item())
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name in grads[0]:
         assert torch.allclose(grads[1][name], grads[0][name], rtol=1e-4,

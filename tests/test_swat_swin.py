@@ -194,7 +194,11 @@ def test_images_of_a_batch_do_not_interact():
         batched = model(x)
         single = model(x[1:2])
     for a, b in zip(batched, single):
-        assert torch.allclose(a[1:2], b, atol=1e-5)
+        # tolerance at the output's scale: batch 3 and batch 1 take other
+        # GEMM blockings (2e-5 apart at a scale of 3.7 on an AMD EPYC's
+        # oneDNN), an interaction would be of the order of the outputs
+        assert torch.allclose(a[1:2], b, rtol=1e-4,
+                              atol=1e-4 * b.abs().max().item())
 
 
 # Computed on the official code (REFERENCE.md section 3): params with the
