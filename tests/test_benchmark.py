@@ -75,6 +75,7 @@ def test_comparison_with_official_stvit(mode):
     """Ours and the official STViT-S on the same weights agree (padding
     size), and the interleaved timing gives a speed-up per pair."""
     pytest.importorskip('timm')
+    pytest.importorskip('fvcore')  # the official models/stvit.py imports it
     result = bm.run_job(bm.make_job(
         model='stvit-small', size=(40, 56), batch=1, mode=mode, warmup=0,
         repeats=2, threads=1, official=OFFICIAL_STVIT,
@@ -95,6 +96,7 @@ def test_comparison_with_official_stvit(mode):
 def test_official_build_detects_different_weights():
     """The check the comparison relies on: a changed weight shows."""
     pytest.importorskip('timm')
+    pytest.importorskip('fvcore')  # the official models/stvit.py imports it
     torch.manual_seed(0)
     ours = STViT(arch=dict(TINY, layer_scale=[False, True, True, False]),
                  stoken_size=(4, 2, 1, 1), n_iter=(2, 1, 1, 1)).eval()
