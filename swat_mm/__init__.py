@@ -8,7 +8,7 @@ mmengine resume on torch >= 2.6 without ``weights_only=False``.
 """
 from .version import __version__
 from .utils.checkpoint import install_safe_checkpoint_loader
-from . import datasets, models  # noqa: F401  (registers the modules)
+from . import datasets, engine, models  # noqa: F401  (registers modules)
 
 install_safe_checkpoint_loader()
 

@@ -7,6 +7,7 @@ mmseg's registries are children of that root too, so any of them resolves
 ``locations`` lets mmengine import this package on its own when it meets the
 scope in a config.
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
@@ -17,3 +18,6 @@ MODELS = Registry(
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, scope='swat_mm',
     locations=['swat_mm.datasets'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='swat_mm',
+    locations=['swat_mm.engine'])

@@ -1,0 +1,4 @@
+from .checkpoint_fit import CheckpointFitHook
+from .random_state import RandomStateHook
+
+__all__ = ['CheckpointFitHook', 'RandomStateHook']
