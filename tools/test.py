@@ -79,6 +79,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     toolbox = ru.get_toolbox(cfg)
     ru.register_toolbox(toolbox)
     ru.set_work_dir(cfg, args.work_dir, args.config)
+    ru.add_safety_hooks(cfg)
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:

@@ -64,6 +64,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     toolbox = ru.get_toolbox(cfg)
     ru.register_toolbox(toolbox)
     ru.set_work_dir(cfg, args.work_dir, args.config)
+    ru.add_safety_hooks(cfg)
 
     ru.check_amp(cfg, args.amp)
     if args.auto_scale_lr:

@@ -291,6 +291,33 @@ def init_distributed(cfg: Config, launcher: str) -> None:
 
 
 # ---------------------------------------------------------------------------
+# safety hooks
+# ---------------------------------------------------------------------------
+
+#: Hooks every run of swat_mm's tools gets unless its config has them:
+#: checkpoints are checked against the model before they are loaded
+#: (:class:`swat_mm.engine.hooks.CheckpointFitHook`) and the random state
+#: of every rank travels with the checkpoint
+#: (:class:`swat_mm.engine.hooks.RandomStateHook`).
+SAFETY_HOOKS = ('CheckpointFitHook', 'RandomStateHook')
+
+
+def add_safety_hooks(cfg: Config) -> None:
+    """Append :data:`SAFETY_HOOKS` missing from ``cfg.custom_hooks``.
+
+    A hook the config already lists (``'swat_mm.X'`` or ``'X'``) keeps the
+    config's settings.
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    present = {str(h.get('type', '')).rsplit('.', 1)[-1] for h in hooks
+               if isinstance(h, dict)}
+    for name in SAFETY_HOOKS:
+        if name not in present:
+            hooks.append(ConfigDict(type=f'swat_mm.{name}'))
+    cfg.custom_hooks = hooks
+
+
+# ---------------------------------------------------------------------------
 # train options
 # ---------------------------------------------------------------------------
 
