@@ -1,11 +1,12 @@
-"""Pieces the swat_mm backbones share: arch parsing, per-stage and
-``out_indices`` / ``frozen_stages`` checks, freezing, ``norm_eval`` and the
-per-block gradient checkpointing.
+"""Pieces the swat_mm backbones share: arch parsing, per-stage,
+``out_indices`` / ``frozen_stages`` and drop-rate checks, freezing,
+``norm_eval`` and the per-block gradient checkpointing.
 
 Family-specific validation (widths, kernels, stage tables) stays with each
 backbone; these helpers only do what is the same for all of them, with the
 same error messages.
 """
+import numbers
 from typing import (AbstractSet, Any, Callable, Iterable, List, Mapping,
                     Optional, Sequence, Tuple, Union)
 
@@ -123,18 +124,81 @@ def normalize_indices(out_indices: Union[int, Sequence[int]], num: int,
                       what: str = 'stages') -> Tuple[int, ...]:
     """``out_indices`` (an int or a sequence, negative indices counting from
     the end) as a tuple of indices in ``[0, num)``; ``what`` names the
-    indexed units (``'stages'``, ``'blocks'``) in the error."""
-    if isinstance(out_indices, int):
-        out_indices = [out_indices]
+    indexed units (``'stages'``, ``'blocks'``) in the error.
+
+    The backbones return their maps in increasing index order, so the
+    indices must be unique and increasing once the negative ones are
+    normalised: ``(3, 3)`` or ``(3, 0)`` are refused rather than silently
+    returning one map or the maps in another order than asked for.
+
+    Raises:
+        ValueError: not an int or a sequence of ints, no index, an index
+            out of range, repeated or out of order; the message names the
+            fix.
+    """
+    if isinstance(out_indices, numbers.Integral) and \
+            not isinstance(out_indices, bool):
+        out_indices = [int(out_indices)]
+    if isinstance(out_indices, (str, bytes)) or \
+            not isinstance(out_indices, Iterable):
+        raise ValueError(
+            f'out_indices must be an int or a sequence of ints, got '
+            f'{out_indices!r}; use e.g. out_indices=({num - 1}, ) or '
+            f'out_indices={tuple(range(num))}')
+    given = tuple(out_indices)
+    if not given:
+        raise ValueError(
+            f'out_indices is empty; name at least one of the {num} {what} '
+            f'(0..{num - 1}, or -1 for the last)')
     normalized = []
-    for i in out_indices:
+    for i in given:
+        if not isinstance(i, numbers.Integral) or isinstance(i, bool):
+            raise ValueError(
+                f'out_indices {given}: {i!r} is not an int; use ints '
+                f'0..{num - 1} or negative indices from the end')
         if not -num <= i < num:
             raise ValueError(
-                f'out_indices {tuple(out_indices)}: {i} is out of range '
+                f'out_indices {given}: {i} is out of range '
                 f'for {num} {what}; use 0..{num - 1} or negative indices '
                 'from the end')
-        normalized.append(i % num)
+        normalized.append(int(i) % num)
+    if any(a >= b for a, b in zip(normalized, normalized[1:])):
+        fixed = tuple(sorted(set(normalized)))
+        as_given = '' if tuple(normalized) == given else \
+            f' (that is {tuple(normalized)} of {num} {what})'
+        raise ValueError(
+            f'out_indices {given}{as_given} must be unique and increasing: '
+            f'the maps come out in {what[:-1]} order, one per index; use '
+            f'out_indices={fixed}')
     return tuple(normalized)
+
+
+def check_rates(rates: Mapping[str, float]) -> None:
+    """Check that every probability in ``rates`` (argument name -> value:
+    ``drop_rate``, ``attn_drop_rate``, ``drop_path_rate``) is a number in
+    ``[0, 1)``.
+
+    A negative ``drop_path_rate`` would silently turn stochastic depth off
+    (the blocks build no ``DropPath`` for rates <= 0); 1 drops every
+    branch of every sample, and above 1 the keep probability is negative.
+    Dropout rates outside ``[0, 1)`` are not training settings either.
+
+    Raises:
+        ValueError: a value that is not a real number or outside ``[0, 1)``,
+            naming the argument, the value and the fix.
+    """
+    for name, value in rates.items():
+        is_number = isinstance(value, numbers.Real) and \
+            not isinstance(value, bool)
+        if is_number and 0 <= value < 1:
+            continue
+        kind = ('the stochastic-depth rate (probability of skipping a '
+                'residual branch)' if 'path' in name else
+                'a dropout probability')
+        raise ValueError(
+            f'{name} must be a number in [0, 1), got {value!r}: it is '
+            f'{kind}; use {name}=0 to turn it off or a value below 1 such '
+            f'as {name}=0.1')
 
 
 def check_frozen_stages(frozen_stages: int, num: int) -> int:
@@ -197,8 +261,15 @@ class StagedBackboneMixin:
     def _set_stage_options(self, out_indices: Union[int, Sequence[int]],
                            frozen_stages: int, norm_eval: bool,
                            with_cp: bool, num: int,
-                           what: str = 'stages') -> None:
-        """Check and store the options over ``num`` stages (or blocks)."""
+                           what: str = 'stages',
+                           rates: Optional[Mapping[str, float]] = None
+                           ) -> None:
+        """Check and store the options over ``num`` stages (or blocks):
+        ``out_indices`` through :func:`normalize_indices` (unique and
+        increasing), ``frozen_stages`` through :func:`check_frozen_stages`;
+        ``rates`` (argument name -> value, e.g. ``drop_path_rate``) are
+        checked to be probabilities in ``[0, 1)`` (:func:`check_rates`)."""
+        check_rates(rates or {})
         self.out_indices = normalize_indices(out_indices, num, what)
         self.frozen_stages = check_frozen_stages(frozen_stages, num)
         self.norm_eval = norm_eval
@@ -230,6 +301,6 @@ class StagedBackboneMixin:
 __all__ = [
     'IntPair', 'pair', 'parse_arch', 'check_stage_lengths', 'check_heads',
     'check_token_layout', 'check_odd', 'per_stage', 'normalize_indices',
-    'check_frozen_stages', 'freeze', 'init_official', 'check_input',
-    'StagedBackboneMixin'
+    'check_rates', 'check_frozen_stages', 'freeze', 'init_official',
+    'check_input', 'StagedBackboneMixin'
 ]

@@ -630,15 +630,18 @@ class STViT(StagedBackboneMixin, BaseModule):
         mlp_ratio: MLP hidden width over the embedding width.
         qkv_bias: bias in the attention's qkv projection.
         qk_scale: overrides ``head_dim ** -0.5``.
-        drop_rate: dropout after projections.
-        attn_drop_rate: dropout on the attention weights.
-        drop_path_rate: stochastic depth, linear over all blocks.
+        drop_rate: dropout after projections, in [0, 1).
+        attn_drop_rate: dropout on the attention weights, in [0, 1).
+        drop_path_rate: stochastic depth, linear over all blocks from 0 to
+            this rate, in [0, 1).
         norm_cfg: every batch norm of the backbone (stem, blocks,
             down-sampling): ``dict(type='BN')`` as officially, or
             ``dict(type='SyncBN')`` for distributed dense prediction; the
             state-dict keys are the same.
         out_indices: stages whose maps (taken before the stage's
-            down-sampling) are returned, negative indices allowed.
+            down-sampling) are returned, negative indices allowed; unique
+            and increasing once normalised (``(3, 0)`` or ``(3, 3)`` are
+            refused).
         frozen_stages: freeze the stem (0) and stages ``< frozen_stages``
             with their down-sampling; -1 freezes nothing.
         norm_eval: keep BatchNorm layers in eval mode while training.
@@ -647,7 +650,12 @@ class STViT(StagedBackboneMixin, BaseModule):
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
 
     Returns from ``forward``: a tuple of (B, C_i, H_i, W_i) maps, one per
-    ``out_indices``, at strides 4, 8, 16, 32.
+    ``out_indices`` in their (increasing) order, at strides 4, 8, 16, 32
+    (``H_i = ceil(H / 2**(i + 2))``; any input size).
+
+    Raises:
+        ValueError: a bad arch, per-stage list, ``out_indices``,
+            ``frozen_stages`` or drop rate, naming the fix.
     """
 
     arch_zoo: Dict[str, dict] = {
@@ -708,8 +716,10 @@ class STViT(StagedBackboneMixin, BaseModule):
         self.stoken_size = [_pair(s) for s in stoken_size]
         self.n_iter = list(n_iter)
 
-        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
-                                num_stages)
+        self._set_stage_options(
+            out_indices, frozen_stages, norm_eval, with_cp, num_stages,
+            rates=dict(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                       drop_path_rate=drop_path_rate))
         self.in_channels = in_channels
         self.num_stages = num_stages
         self.embed_dims = embed_dims

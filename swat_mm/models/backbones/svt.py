@@ -247,12 +247,15 @@ class SVT(StagedBackboneMixin, BaseModule):
         spectral_impl: ``'gemm'`` (default, fast) or ``'reference'`` (the
             official formulation with pytorch_wavelets); same outputs up to
             fp32 rounding, see :mod:`swat_mm.models.layers.dtcwt`.
-        drop_path_rate: stochastic depth, linear over all blocks (official
-            recipes: 0.1 for h-small/h-base, 0.3 for h-large).
+        drop_path_rate: stochastic depth, linear over all blocks from 0 to
+            this rate, in [0, 1) (official recipes: 0.1 for
+            h-small/h-base, 0.3 for h-large).
         norm_cfg: the stem's batch norms (``dict(type='SyncBN')`` for
             distributed dense prediction; same state-dict keys).
         out_indices: stages whose NCHW maps are returned, negative indices
-            allowed; default the last, as the classification head needs.
+            allowed; unique and increasing once normalised (``(3, 0)`` or
+            ``(3, 3)`` are refused); default the last, as the
+            classification head needs.
         final_norm: pass the last stage's map through
             ``norm{num_stages}`` (for dense prediction; leave False for
             :class:`~swat_mm.models.heads.SVTClsHead`, which holds that
@@ -266,7 +269,13 @@ class SVT(StagedBackboneMixin, BaseModule):
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
 
     Returns from ``forward``: a tuple of (B, C_i, H_i, W_i) maps, one per
-    ``out_indices``, at strides 4, 8, 16, 32.
+    ``out_indices`` in their (increasing) order, at strides 4, 8, 16, 32
+    (``H_i = ceil(H / 2**(i + 2))``; any input size).
+
+    Raises:
+        ValueError: a bad arch, ``num_scatter_stages``, ``img_size``,
+            ``out_indices``, ``frozen_stages`` or ``drop_path_rate``,
+            naming the fix.
     """
 
     arch_zoo: Dict[str, dict] = {
@@ -331,8 +340,9 @@ class SVT(StagedBackboneMixin, BaseModule):
         if img_h < 1 or img_w < 1:
             raise ValueError(f'img_size must be positive, got {img_size}')
 
-        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
-                                num_stages)
+        self._set_stage_options(
+            out_indices, frozen_stages, norm_eval, with_cp, num_stages,
+            rates=dict(drop_path_rate=drop_path_rate))
         self.final_norm = final_norm
         self.in_channels = in_channels
         self.num_stages = num_stages

@@ -205,8 +205,10 @@ class _SWATFixedTokens(StagedBackboneMixin, BaseModule):
         self.num_layers = s['num_layers']
         self.in_channels = in_channels
         self.img_size = _pair(img_size)
-        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
-                                self.num_layers, 'blocks')
+        self._set_stage_options(
+            out_indices, frozen_stages, norm_eval, with_cp, self.num_layers,
+            'blocks', rates=dict(drop_rate=drop_rate,
+                                 drop_path_rate=drop_path_rate))
         self.drop_rate = drop_rate
         self.drop_path_rate = drop_path_rate
 
@@ -311,15 +313,25 @@ class SWATMixer(_SWATFixedTokens):
             ``embed_dims`` must be ``c * p * p``.
         img_size: the one input size the model accepts (224).
         in_channels: image channels.
-        out_indices: blocks whose outputs are returned.
-        drop_rate: dropout inside the MLPs.
-        drop_path_rate: stochastic depth of every block.
+        out_indices: blocks whose outputs are returned (negative allowed);
+            unique and increasing once normalised (``(3, 0)`` or ``(3, 3)``
+            are refused).
+        drop_rate: dropout inside the MLPs, in [0, 1).
+        drop_path_rate: stochastic depth of every block, in [0, 1).
         frozen_stages: -1 nothing; 0 the tokenizer; k also blocks ``< k``;
             ``num_layers`` also ``norm``.
         norm_eval: BatchNorm layers (a custom ``stem_norm_cfg`` only) in
             eval mode while training.
         with_cp: gradient checkpointing per block.
         init_cfg: mmengine init config.
+
+    ``forward`` returns a tuple of (B, C, Hg, Wg) maps, one per
+    ``out_indices`` in their (increasing) order, Hg = H / token size (16 for
+    the Mixer-Ti/S, 32 for B/32); ``img_size`` inputs only.
+
+    Raises:
+        ValueError: a bad arch, ``img_size``, ``out_indices``,
+            ``frozen_stages`` or drop rate, naming the fix.
     """
 
     name = 'SWATMixer'
@@ -378,6 +390,9 @@ class SWATResMLP(_SWATFixedTokens):
             ``init_values`` (1e-4, the official code's layer-scale init).
         img_size, in_channels, out_indices, drop_rate, drop_path_rate,
         frozen_stages, norm_eval, with_cp, init_cfg: see :class:`SWATMixer`.
+
+    ``forward`` and its errors: as :class:`SWATMixer`'s (maps in the
+    increasing order of ``out_indices``).
     """
 
     name = 'SWATResMLP'

@@ -449,12 +449,16 @@ class SWATSwin(StagedBackboneMixin, BaseModule):
         in_channels: image channels.
         qkv_bias: bias in the qkv projections and, as officially, in the
             conv attention's output conv.
-        drop_rate: dropout after the tokenizer and the projections.
-        attn_drop_rate: dropout on the attention weights.
-        drop_path_rate: stochastic depth, linear over all blocks (official
-            class default 0.1; the official ImageNet recipe uses 0).
+        drop_rate: dropout after the tokenizer and the projections, in
+            [0, 1).
+        attn_drop_rate: dropout on the attention weights, in [0, 1).
+        drop_path_rate: stochastic depth, linear over all blocks from 0 to
+            this rate, in [0, 1) (official class default 0.1; the official
+            ImageNet recipe uses 0).
         out_indices: stages whose maps (before the stage's merging, each
-            through its own LayerNorm) are returned; negative from the end.
+            through its own LayerNorm) are returned; negative from the end;
+            unique and increasing once normalised (``(3, 0)`` or ``(3, 3)``
+            are refused).
         frozen_stages: freeze the tokenizer (0) and stages ``<
             frozen_stages`` with their merging and output norms; -1 freezes
             nothing.
@@ -464,8 +468,13 @@ class SWATSwin(StagedBackboneMixin, BaseModule):
         init_cfg: mmengine init config.
 
     ``forward`` returns a tuple of (B, C_i, H_i, W_i) maps, one per
-    ``out_indices``, at strides 4, 8, 16, 32 (for the default tokenizer),
-    ``H_i = ceil(H / 2**(i + 2))``.
+    ``out_indices`` in their (increasing) order, at strides 4, 8, 16, 32
+    (for the default tokenizer), ``H_i = ceil(H / 2**(i + 2))``; any input
+    size.
+
+    Raises:
+        ValueError: a bad arch, ``out_indices``, ``frozen_stages`` or drop
+            rate, naming the fix.
     """
 
     arch_zoo: Dict[str, dict] = {
@@ -500,8 +509,10 @@ class SWATSwin(StagedBackboneMixin, BaseModule):
         self.num_stages = num_stages
         self.in_channels = in_channels
 
-        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
-                                num_stages)
+        self._set_stage_options(
+            out_indices, frozen_stages, norm_eval, with_cp, num_stages,
+            rates=dict(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                       drop_path_rate=drop_path_rate))
 
         self.patch_embed = SWATSwinPatchEmbed(in_channels, **arch['tokenizer'])
         dim0 = self.patch_embed.embed_dims

@@ -132,14 +132,18 @@ class SWATViT(StagedBackboneMixin, BaseModule):
         img_size: the input size the position embedding is learnt for (224);
             other sizes resize it bicubically.
         in_channels: image channels.
-        out_indices: blocks whose outputs are returned (negative allowed).
+        out_indices: blocks whose outputs are returned (negative allowed);
+            unique and increasing once normalised (``(3, 0)`` or ``(3, 3)``
+            are refused).
         out_type: ``'avg_featmap'`` (B, C) mean of the tokens, the official
             classifier input; ``'featmap'`` (B, C, Hg, Wg); ``'raw'``
             (B, N, C).
         qkv_bias: bias of the q/k/v projections.
-        drop_rate: dropout after the position embedding and projections.
-        attn_drop_rate: dropout on the attention weights.
-        drop_path_rate: stochastic depth, linear over the blocks.
+        drop_rate: dropout after the position embedding and projections,
+            in [0, 1).
+        attn_drop_rate: dropout on the attention weights, in [0, 1).
+        drop_path_rate: stochastic depth, linear over the blocks from 0 to
+            this rate, in [0, 1).
         final_norm: apply ``norm`` to the last block's output.
         interpolate_mode: resizing of the position embedding.
         frozen_stages: -1 freezes nothing; 0 the tokenizer and position
@@ -150,7 +154,14 @@ class SWATViT(StagedBackboneMixin, BaseModule):
         with_cp: gradient checkpointing per block.
         init_cfg: mmengine init config.
 
-    Returns from ``forward``: a tuple with one entry per ``out_indices``.
+    Returns from ``forward``: a tuple with one entry per ``out_indices``,
+    in their (increasing) order; with ``out_type='featmap'`` (B, C, Hg, Wg)
+    maps, ``Hg = ceil(H / token_stride)`` (16 for DeiT-Ti/S); any input
+    size.
+
+    Raises:
+        ValueError: a bad arch, ``out_type``, ``out_indices``,
+            ``frozen_stages`` or drop rate, naming the fix.
     """
 
     arch_zoo: Dict[str, dict] = {
@@ -212,8 +223,11 @@ class SWATViT(StagedBackboneMixin, BaseModule):
         self.interpolate_mode = interpolate_mode
         self.final_norm = final_norm
 
-        self._set_stage_options(out_indices, frozen_stages, norm_eval, with_cp,
-                                self.num_layers, 'blocks')
+        self._set_stage_options(
+            out_indices, frozen_stages, norm_eval, with_cp, self.num_layers,
+            'blocks', rates=dict(drop_rate=drop_rate,
+                                 attn_drop_rate=attn_drop_rate,
+                                 drop_path_rate=drop_path_rate))
 
         p = s['sub_patch']
         self.patch_embed = SWATTokenizer(
