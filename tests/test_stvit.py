@@ -217,8 +217,6 @@ def test_every_parameter_gets_a_gradient():
     (dict(arch=dict(TINY, mlp=4)), r"unknown keys \['mlp'\]"),
     (dict(arch=dict(TINY, depths=[1, 1])), 'differ in length'),
     (dict(arch=dict(TINY, num_heads=[3, 2, 3, 4])), 'not divisible'),
-    (dict(arch=TINY, out_indices=(4, )), 'out of range'),
-    (dict(arch=TINY, out_indices=(-5, )), 'out of range'),
     (dict(arch=TINY, stoken_size=(8, 4, 1)), 'one entry per stage'),
 ])
 def test_clear_errors(kwargs, match):

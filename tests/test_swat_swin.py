@@ -173,32 +173,14 @@ def test_custom_output_shapes_any_size(size):
         assert torch.isfinite(out).all()
 
 
-def test_out_indices_norms_and_order():
-    model = SWATSwin(arch=TINY, out_indices=(2, 0)).eval()
+def test_out_indices_norms():
+    model = SWATSwin(arch=TINY, out_indices=(0, 2)).eval()
     assert hasattr(model, 'norm0') and hasattr(model, 'norm2')
     assert not hasattr(model, 'norm') and not hasattr(model, 'norm1')
     outs = model(torch.randn(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [16, 64]
     # the last stage's output norm is the official final norm
     assert isinstance(SWATSwin(arch=TINY).norm, nn.LayerNorm)
-
-
-def test_images_of_a_batch_do_not_interact():
-    """Shift masks and window padding broadcast per image: an image's
-    output does not depend on the others in the batch (odd size: padding
-    at every stage)."""
-    torch.manual_seed(0)
-    model = SWATSwin(arch=TINY, out_indices=(0, 1, 2, 3)).eval()
-    x = torch.randn(3, 3, 72, 40)
-    with torch.no_grad():
-        batched = model(x)
-        single = model(x[1:2])
-    for a, b in zip(batched, single):
-        # tolerance at the output's scale: batch 3 and batch 1 take other
-        # GEMM blockings (2e-5 apart at a scale of 3.7 on an AMD EPYC's
-        # oneDNN), an interaction would be of the order of the outputs
-        assert torch.allclose(a[1:2], b, rtol=1e-4,
-                              atol=1e-4 * b.abs().max().item())
 
 
 # Computed on the official code (REFERENCE.md section 3): params with the
@@ -299,14 +281,6 @@ def test_every_parameter_gets_a_gradient():
     assert not no_grad
 
 
-def test_dense_outputs_get_gradients():
-    model = SWATSwin(arch=TINY, out_indices=(0, 1, 2, 3))
-    outs = model(torch.randn(1, 3, 36, 52))
-    sum(o.mean() for o in outs).backward()
-    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
-    assert not no_grad
-
-
 @pytest.mark.parametrize('kwargs, match', [
     (dict(arch='base'), "Unknown SWATSwin arch 'base'"),
     (dict(arch=dict(depths=[2, 2, 6, 2])), r"missing \['num_heads'\]"),
@@ -325,8 +299,6 @@ def test_dense_outputs_get_gradients():
     (dict(arch=dict(TINY, mlp_dw_kernel=[3, 4, 5, 1])), 'must be odd'),
     (dict(arch=dict(TINY, tokenizer=dict(patch=2))),
      r"unknown tokenizer keys \['patch'\]"),
-    (dict(arch=TINY, out_indices=(4, )), 'out of range'),
-    (dict(arch=TINY, out_indices=(-5, )), 'out of range'),
     (dict(arch=TINY, frozen_stages=5), 'frozen_stages'),
 ])
 def test_clear_errors(kwargs, match):

@@ -42,3 +42,25 @@ FAMILY_CASES = {
                     32),
     'swat_swin': ('SWATSwin', dict(arch=SWAT_SWIN_TINY), 64),
 }
+
+# What each family promises at its FAMILY_CASES size, for
+# tests/test_backbone_contract.py: extra constructor kwargs for NCHW maps,
+# the input (H, W) to test at (odd sides where the family takes any input
+# size; the one img_size of the fixed-token SWAT MLPs), and per stage (or
+# block, for the single-stage families) the channels and the stride: a map
+# is (B, channels[i], ceil(H / strides[i]), ceil(W / strides[i])).
+FAMILY_GEOMETRY = {
+    'stvit': dict(extra={}, size=(67, 45), channels=(16, 32, 48, 64),
+                  strides=(4, 8, 16, 32)),
+    'svt': dict(extra={}, size=(67, 45), channels=(16, 24, 32, 40),
+                strides=(4, 8, 16, 32)),
+    # tokens of 2 x 4 x 4 after the stride-2 stem: token stride 8
+    'swat_vit': dict(extra=dict(out_type='featmap'), size=(37, 51),
+                     channels=(32, ) * 4, strides=(8, ) * 4),
+    'swat_mixer': dict(extra={}, size=(32, 32), channels=(32, ) * 3,
+                       strides=(8, ) * 3),
+    'swat_resmlp': dict(extra={}, size=(32, 32), channels=(48, ) * 3,
+                        strides=(8, ) * 3),
+    'swat_swin': dict(extra={}, size=(67, 45), channels=(16, 32, 64, 128),
+                      strides=(4, 8, 16, 32)),
+}
