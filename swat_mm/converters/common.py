@@ -12,7 +12,8 @@ from typing import (Callable, Dict, Iterable, List, Mapping, Optional,
 
 import torch
 
-from swat_mm.utils.checkpoint import UnsafeCheckpointError, safe_load
+from swat_mm.utils.checkpoint import (NotACheckpointError,
+                                     UnsafeCheckpointError, safe_load)
 
 StateDict = 'OrderedDict[str, torch.Tensor]'
 
@@ -207,16 +208,49 @@ def converter_parser(doc: str, model: str,
     return parser
 
 
+def check_output_path(dst: str) -> None:
+    """Refuse an output path that cannot become a file, before any work.
+
+    Raises:
+        IsADirectoryError: ``dst`` is an existing directory.
+        NotADirectoryError: a folder on the way to ``dst`` is a file.
+    """
+    if osp.isdir(dst):
+        raise IsADirectoryError(
+            f'the output path {dst} is an existing directory; give a file '
+            f'name, e.g. {osp.join(dst, "converted.pth")}')
+    parent = osp.dirname(osp.abspath(dst))
+    while parent and not osp.exists(parent):
+        parent = osp.dirname(parent)
+    if parent and not osp.isdir(parent):
+        raise NotADirectoryError(
+            f'the output path {dst} lies under {parent}, which is a file, '
+            'not a directory; choose another output path')
+
+
 def save_converted(dst: str, converted: Dict[str, torch.Tensor], cfg: dict,
                    src: str) -> None:
     """Write ``{'state_dict', 'meta'}`` to ``dst`` atomically (through
-    ``dst + '.tmp'``), creating its folder."""
+    ``dst + '.tmp'``), creating its folder.
+
+    The temporary file is removed whatever stops the write (an error, a
+    full disk, Ctrl-C): either ``dst`` is complete or it is untouched.
+
+    Raises:
+        IsADirectoryError, NotADirectoryError: see
+            :func:`check_output_path`.
+    """
+    check_output_path(dst)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     tmp = dst + '.tmp'
-    torch.save({'state_dict': converted,
-                'meta': {'converted_from': osp.basename(src),
-                         'model': repr(cfg)}}, tmp)
-    os.replace(tmp, dst)
+    try:
+        torch.save({'state_dict': converted,
+                    'meta': {'converted_from': osp.basename(src),
+                             'model': repr(cfg)}}, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if osp.isfile(tmp):
+            os.remove(tmp)
 
 
 def _arch_of(cfg: dict) -> str:
@@ -232,17 +266,20 @@ def run_converter(args: argparse.Namespace,
 
     Returns:
         The exit status: 0, or 1 after printing ``error: ...`` to stderr
-        for a file that is missing, unsafe or does not convert (nothing is
-        written then).
+        for an output path that cannot be written (checked first, before
+        any work), a source file that is missing, no checkpoint, unsafe or
+        does not convert, or a failed write (nothing is left behind then,
+        no ``DST.tmp`` either).
     """
     try:
+        check_output_path(args.dst)
         state = load_official_state_dict(args.src, args.use_ema)
         converted, cfg = convert(state)
-    except (ConversionError, FileNotFoundError,
+        save_converted(args.dst, converted, cfg, args.src)
+    except (ConversionError, OSError, NotACheckpointError,
             UnsafeCheckpointError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
-    save_converted(args.dst, converted, cfg, args.src)
     print(f'{args.dst}: {len(converted)} tensors for {cfg["type"]} '
           f'({describe(cfg)})')
     return 0

@@ -1,5 +1,7 @@
-from .checkpoint import (UnsafeCheckpointError, install_safe_checkpoint_loader,
-                         safe_load)
+from .checkpoint import (NotACheckpointError, UnsafeCheckpointError,
+                         check_checkpoint_format,
+                         install_safe_checkpoint_loader, safe_load)
 
-__all__ = ['UnsafeCheckpointError', 'install_safe_checkpoint_loader',
+__all__ = ['NotACheckpointError', 'UnsafeCheckpointError',
+           'check_checkpoint_format', 'install_safe_checkpoint_loader',
            'safe_load']

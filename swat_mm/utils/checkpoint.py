@@ -10,9 +10,17 @@ loader for local paths with one that keeps ``weights_only=True`` and allows
 exactly the extra types mmengine's own checkpoints contain
 (:func:`mmengine_safe_globals`). Any other pickled object is refused with an
 :class:`UnsafeCheckpointError` that names it.
+
+A file that is no PyTorch checkpoint at all (a text file, an image, an
+empty, truncated or corrupt file) is told apart by its format before torch
+reads it, and refused with a :class:`NotACheckpointError` that says what
+the file looks like.
 """
+import os
 import os.path as osp
 import pickle
+import struct
+import zipfile
 from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
@@ -23,6 +31,123 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds pickled objects outside the allow-list."""
+
+
+class NotACheckpointError(ValueError):
+    """The file is not a PyTorch checkpoint (``torch.save`` output) at all:
+    its message reads ``not a PyTorch checkpoint: PATH (WHY)``."""
+
+
+#: ``torch.save`` (torch >= 1.6) writes a zip archive; older versions (and
+#: ``_use_new_zipfile_serialization=False``) a pickle stream that starts
+#: with this magic number.
+_ZIP_MAGIC = b'PK\x03\x04'
+_EMPTY_ZIP_MAGIC = b'PK\x05\x06'
+_LEGACY_MAGIC = (0x1950a86a20f9469cfc6c).to_bytes(10, 'little')
+_PICKLE_PROTO = 0x80  # pickle protocol >= 2 starts with PROTO <n>
+_HEAD_BYTES = 512
+
+#: Other formats met in place of checkpoints, by their magic bytes.
+_FILE_SIGNATURES = (
+    (b'\x89PNG\r\n\x1a\n', 'a PNG image'),
+    (b'\xff\xd8\xff', 'a JPEG image'),
+    (b'GIF87a', 'a GIF image'),
+    (b'GIF89a', 'a GIF image'),
+    (b'%PDF', 'a PDF document'),
+    (b'\x1f\x8b', 'gzip-compressed data (unpack it first)'),
+    (b'BZh', 'bzip2-compressed data (unpack it first)'),
+    (b'\xfd7zXZ\x00', 'xz-compressed data (unpack it first)'),
+    (b'\x89HDF\r\n\x1a\n', 'an HDF5 file (Keras / h5py weights)'),
+    (b'\x93NUMPY', 'a NumPy .npy array'),
+    (b'<!DOCTYPE', 'an HTML page (a download link that returned a web '
+     'page?)'),
+    (b'<html', 'an HTML page (a download link that returned a web page?)'),
+    (b'version https://git-lfs', 'a Git LFS pointer (run git lfs pull)'),
+)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head or b'\x00' in head:
+        return False
+    try:
+        head.decode('utf-8')
+    except UnicodeDecodeError as err:
+        # a multi-byte character cut by the end of the sample is fine
+        if err.start < len(head) - 3:
+            return False
+    return True
+
+
+def _is_safetensors(head: bytes, size: int) -> bool:
+    # 8-byte little-endian header length, then a JSON object
+    if len(head) < 10 or head[8:9] != b'{':
+        return False
+    (header_len, ) = struct.unpack('<Q', head[:8])
+    return 2 <= header_len <= size - 8
+
+
+def _describe_head(head: bytes, size: int) -> Optional[str]:
+    """What a file that is neither a zip archive nor a pickle stream is, by
+    its first bytes; None when it may still be a torch file."""
+    for magic, what in _FILE_SIGNATURES:
+        if head.startswith(magic):
+            return f'{what}, {size} bytes'
+    if _is_safetensors(head, size):
+        return ('a safetensors file: load it with '
+                'safetensors.torch.load_file and torch.save the dict')
+    if _looks_like_text(head):
+        first = head.decode('utf-8', 'replace').strip().splitlines()
+        first_line = first[0][:60] if first else ''
+        return f'a text file, {size} bytes, starting {first_line!r}'
+    return (f'binary data that is neither a zip archive (torch.save since '
+            f'torch 1.6) nor a pickle stream (older torch.save); first '
+            f'bytes {head[:8].hex(" ")}')
+
+
+def check_checkpoint_format(filename: str) -> str:
+    """Tell a ``torch.save`` file apart from anything else by its format.
+
+    Returns:
+        ``'zip'`` (torch >= 1.6) or ``'legacy'`` (a pickle stream with
+        torch's magic number).
+
+    Raises:
+        NotACheckpointError: empty, text, an image or other known format,
+            a zip archive that is truncated/corrupt or holds no
+            ``data.pkl``, a pickle without torch's magic number.
+    """
+    size = os.path.getsize(filename)
+
+    def refuse(why: str) -> NotACheckpointError:
+        return NotACheckpointError(
+            f'not a PyTorch checkpoint: {filename} ({why})')
+
+    if size == 0:
+        raise refuse('an empty file: was it written completely?')
+    with open(filename, 'rb') as f:
+        head = f.read(_HEAD_BYTES)
+    if head.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
+        try:
+            with zipfile.ZipFile(filename) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise refuse(f'a truncated or corrupt zip archive, {size} '
+                         f'bytes: {err}; download or copy it again') from None
+        if not any(n == 'data.pkl' or n.endswith('/data.pkl')
+                   for n in names):
+            listed = ', '.join(names[:5]) + (', ...' if len(names) > 5
+                                             else '')
+            raise refuse(f'a zip archive without the data.pkl that '
+                         f'torch.save writes; it holds: {listed or "nothing"}'
+                         )
+        return 'zip'
+    if len(head) >= 2 and head[0] == _PICKLE_PROTO and 2 <= head[1] <= 5:
+        if _LEGACY_MAGIC not in head[:32]:
+            raise refuse('a pickle stream without the magic number of '
+                         'torch.save: pickled by something else; '
+                         'torch.save the tensors it holds')
+        return 'legacy'
+    raise refuse(_describe_head(head, size) or 'unknown format')
 
 
 # the statistics HistoryBuffer registers by default (mmengine 0.10)
@@ -75,16 +200,38 @@ def safe_load(filename: str, map_location: Optional[Any] = None,
 
     Raises:
         FileNotFoundError: no such file.
+        NotACheckpointError: the file is no ``torch.save`` output (see
+            :func:`check_checkpoint_format`), or torch finds its archive
+            or pickle stream cut short.
         UnsafeCheckpointError: the file pickles another type of object.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
+    file_format = check_checkpoint_format(filename)
     allowed = mmengine_safe_globals() + list(extra_safe_globals)
     with torch.serialization.safe_globals(allowed):
         try:
             return torch.load(filename, map_location=map_location,
                               weights_only=True)
+        except (EOFError, IndexError, KeyError, struct.error) as err:
+            # torch's unpickler ran out of input or met garbage: a zip
+            # record or an old-format stream cut short or corrupt
+            if file_format == 'zip' and not isinstance(err, EOFError):
+                raise
+            raise NotACheckpointError(
+                f'not a PyTorch checkpoint: {filename} (a torch '
+                f'{file_format} file that does not read to its end, '
+                f'{type(err).__name__}: {err}; truncated or corrupt, copy '
+                'it again)') from None
+        except RuntimeError as err:
+            # torch's zip reader refusing the archive (a valid directory
+            # but records that do not read)
+            if not str(err).startswith('PytorchStreamReader failed'):
+                raise
+            raise NotACheckpointError(
+                f'not a PyTorch checkpoint: {filename} (a corrupt torch zip '
+                f'archive: {str(err).splitlines()[0]})') from None
         except pickle.UnpicklingError as err:
             message = str(err)
             try:

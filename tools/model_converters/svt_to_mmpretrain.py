@@ -9,6 +9,8 @@ SRC is the authors' file (a bare state dict or one wrapped under 'model' /
 ``--backbone-only`` it holds only the backbone (no prefix), for a detector's or
 segmentor's ``backbone.init_cfg=dict(type='Pretrained', checkpoint=DST)``
 (it includes the final norm: set ``final_norm=True`` in that backbone).
+DST is a file path: an existing directory is refused before any work, and
+the file is written through DST.tmp, removed whatever stops the write.
 Every missing, unexpected or mis-shaped key is named and nothing is written
 unless the checkpoint matches the model exactly.
 """

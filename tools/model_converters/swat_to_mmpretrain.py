@@ -17,6 +17,8 @@ checkpoint matches the model exactly.
 
 The file is loaded with ``weights_only=True``; the argparse arguments the
 training script stores beside the weights are allowed as plain data.
+DST is a file path: an existing directory is refused before any work, and
+the file is written through DST.tmp, removed whatever stops the write.
 """
 import argparse
 import os.path as osp
