@@ -4,12 +4,14 @@
 registers every module in the ``swat_mm`` registry scope, a child of
 mmengine's root registries, so mmpretrain, mmdet and mmseg configs build them as
 ``type='swat_mm.STViT'``. It also installs the checkpoint loader that lets
-mmengine resume on torch >= 2.6 without ``weights_only=False``.
+mmengine resume on torch >= 2.6 without ``weights_only=False``, and makes
+mmengine write local files (checkpoints) atomically.
 """
 from .version import __version__
 from .utils.checkpoint import install_safe_checkpoint_loader
 from . import datasets, engine, models  # noqa: F401  (registers modules)
 
 install_safe_checkpoint_loader()
+engine.install_atomic_local_backend()
 
 __all__ = ['__version__']

@@ -20,7 +20,6 @@ from typing import List, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmengine  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 
 import swat_mm  # noqa: E402,F401  (registers modules, safe checkpoint loader)
 from swat_mm.apis import runner_utils as ru  # noqa: E402
@@ -56,10 +55,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--tta', action='store_true',
         help='test-time augmentation: the config\'s tta_model/tta_pipeline, '
         'or (mmdet, mmpretrain) horizontal flip when the config has none')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value pairs; lists as '
-        'key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]", no spaces')
+    ru.add_cfg_options_argument(parser)
     parser.add_argument('--launcher', choices=list(ru.LAUNCHERS),
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or

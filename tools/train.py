@@ -1,12 +1,17 @@
 """Train a model from an mmpretrain, mmdet or mmseg config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+        [--overwrite-checkpoints] [--amp] [--auto-scale-lr]
+        [--cfg-options k=v ...] [--launcher pytorch]
 
 The toolbox comes from the config's ``default_scope``. Behaves as that
 toolbox's ``tools/train.py``, plus the CPU fixes of
 ``swat_mm.apis.runner_utils`` (SyncBN -> BN, gloo, DDP without device ids),
-each announced by a ``[swat_mm]`` log line.
+each announced by a ``[swat_mm]`` log line. Unlike those tools it refuses
+a work directory that holds another run's checkpoints unless told to
+resume or overwrite, resumes from the newest *complete* checkpoint, and
+adds swat_mm's safety hooks (``ru.SAFETY_HOOKS``: exact resume, checkpoint
+fit).
 """
 import argparse
 import os
@@ -17,7 +22,6 @@ from typing import List, Optional
 # Run from a checkout without installing: the repository root first.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
 
 import swat_mm  # noqa: E402,F401  (registers modules, safe checkpoint loader)
 from swat_mm.apis import runner_utils as ru  # noqa: E402
@@ -32,6 +36,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint; without a path, from the latest '
         'checkpoint in the work directory')
+    parser.add_argument(
+        '--overwrite-checkpoints', action='store_true',
+        help='delete the checkpoints a work directory already holds before '
+        'a new (not resumed) run; without it such a work directory is '
+        'refused')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (needs a GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -43,10 +52,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='disable pin_memory in the dataloaders')
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='disable persistent_workers in the dataloaders')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value pairs; lists as '
-        'key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]", no spaces')
+    ru.add_cfg_options_argument(parser)
     parser.add_argument('--launcher', choices=list(ru.LAUNCHERS),
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or
@@ -71,6 +77,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         ru.apply_auto_scale_lr(cfg)
     if args.no_validate:
         ru.disable_validation(cfg)
+    ru.check_work_dir(cfg, args.resume, args.overwrite_checkpoints)
     ru.apply_resume(cfg, args.resume)
     ru.apply_dataloader_options(
         cfg, toolbox, ('train_dataloader', 'val_dataloader',

@@ -64,3 +64,9 @@ param_scheduler = [
 train_dataloader = dict(batch_size=2)
 val_dataloader = dict(batch_size=1)
 test_dataloader = val_dataloader
+# swat_mm's safety hooks: every rank's random state in each checkpoint
+# (exact --resume) and checkpoints checked against the model before loading
+custom_hooks = [
+    dict(type='swat_mm.RandomStateHook'),
+    dict(type='swat_mm.CheckpointFitHook')
+]

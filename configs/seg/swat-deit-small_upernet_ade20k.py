@@ -33,3 +33,9 @@ model = dict(
     neck=dict(in_channels=[384, 384, 384, 384], out_channels=384),
     decode_head=dict(in_channels=[384, 384, 384, 384], num_classes=150),
     auxiliary_head=dict(in_channels=384, num_classes=150))
+# swat_mm's safety hooks: every rank's random state in each checkpoint
+# (exact --resume) and checkpoints checked against the model before loading
+custom_hooks = [
+    dict(type='swat_mm.RandomStateHook'),
+    dict(type='swat_mm.CheckpointFitHook')
+]

@@ -28,3 +28,9 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[96, 192, 384, 768], num_classes=150),
     auxiliary_head=dict(in_channels=384, num_classes=150))
+# swat_mm's safety hooks: every rank's random state in each checkpoint
+# (exact --resume) and checkpoints checked against the model before loading
+custom_hooks = [
+    dict(type='swat_mm.RandomStateHook'),
+    dict(type='swat_mm.CheckpointFitHook')
+]

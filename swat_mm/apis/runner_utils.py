@@ -14,10 +14,13 @@ process-group init that does not call ``torch.cuda.set_device``. Every
 automatic change prints one line starting with ``[swat_mm]``.
 """
 import contextlib
+import glob
 import importlib
 import logging
 import os
 import os.path as osp
+import re
+import zipfile
 from copy import deepcopy
 from typing import Any, Iterator, List, Optional, Sequence
 
@@ -88,6 +91,15 @@ def register_toolbox(toolbox: str) -> None:
         raise ValueError(f'Unknown toolbox {toolbox!r}')
     utils = importlib.import_module(f'{toolbox}.utils')
     utils.register_all_modules(init_default_scope=False)
+
+
+def add_cfg_options_argument(parser: Any) -> None:
+    """``--cfg-options`` with the wording of OpenMMLab's tools."""
+    from mmengine.config import DictAction
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value pairs; lists as '
+        'key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]", no spaces')
 
 
 def load_config(path: str,
@@ -322,13 +334,136 @@ def add_safety_hooks(cfg: Config) -> None:
 # ---------------------------------------------------------------------------
 
 
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a whole torch checkpoint file: a zip archive
+    with its central directory (the last thing written), so a file cut
+    short by a kill is not one. Reads only the directory."""
+    if not osp.isfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _checkpoint_step(path: str) -> int:
+    match = re.search(r'(\d+)\.pth$', osp.basename(path))
+    return int(match.group(1)) if match else -1
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` without a path continues from.
+
+    ``last_checkpoint`` names it, as in mmengine; if that file is missing,
+    empty (mmengine writes it in place, so a kill can empty it) or names a
+    file that is gone or incomplete, the complete ``epoch_*.pth`` /
+    ``iter_*.pth`` with the highest step is taken instead, with a log
+    line. ``best_*.pth`` files are never resumed from.
+
+    Returns:
+        The path, or ``None`` when the work directory holds no complete
+        checkpoint.
+    """
+    last = osp.join(work_dir, 'last_checkpoint')
+    named = ''
+    if osp.isfile(last):
+        with open(last) as f:
+            named = f.read().strip()
+        for candidate in (named, osp.join(work_dir, osp.basename(named))):
+            if named and is_complete_checkpoint(candidate):
+                return candidate
+    found = [p for p in glob.glob(osp.join(glob.escape(work_dir), '*.pth'))
+             if not osp.basename(p).startswith('best_')
+             and is_complete_checkpoint(p)]
+    if not found:
+        return None
+    path = max(found, key=lambda p: (_checkpoint_step(p), osp.getmtime(p)))
+    if osp.isfile(last):
+        log_change(f'last_checkpoint names {named!r}, which is not a '
+                   f'complete checkpoint; resuming from {path} instead')
+    return path
+
+
+def existing_checkpoints(work_dir: str) -> List[str]:
+    """Checkpoint files (``*.pth``) and ``last_checkpoint`` in
+    ``work_dir``, sorted."""
+    if not osp.isdir(work_dir):
+        return []
+    names = glob.glob(osp.join(glob.escape(work_dir), '*.pth'))
+    last = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(last):
+        names.append(last)
+    return sorted(names)
+
+
+def check_work_dir(cfg: Config, resume: Optional[str],
+                   overwrite: bool = False) -> None:
+    """Refuse to train a new run into a work directory that holds
+    another run's checkpoints.
+
+    Without ``--resume``, mmengine would write ``epoch_1.pth`` over the old
+    one, keep the old run's later checkpoints and move ``last_checkpoint``:
+    a work directory mixing two runs. ``overwrite`` (``--overwrite-
+    checkpoints``) removes the old checkpoints first (on the first rank),
+    logging each.
+
+    Raises:
+        RuntimeError: checkpoints exist, no resume and no overwrite.
+    """
+    if resume is not None or cfg.get('resume', False):
+        return
+    existing = existing_checkpoints(cfg.work_dir)
+    if not existing:
+        return
+    if not overwrite:
+        shown = ', '.join(osp.basename(p) for p in existing[:5])
+        more = f' and {len(existing) - 5} more' if len(existing) > 5 else ''
+        raise RuntimeError(
+            f'The work directory {cfg.work_dir} already holds checkpoints '
+            f'of a run ({shown}{more}); a new run would overwrite some of '
+            'them and mix the two. Continue that run with --resume, train '
+            'into another directory with --work-dir, or delete its '
+            'checkpoints first with --overwrite-checkpoints.')
+    if os.environ.get('RANK', '0') != '0':
+        return
+    for path in existing:
+        os.remove(path)
+        log_change(f'--overwrite-checkpoints: removed {path}')
+
+
 def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     """``--resume`` as mmdet/mmpretrain: ``'auto'`` resumes from the latest
-    checkpoint in ``work_dir``; a path resumes from that file."""
+    complete checkpoint in ``work_dir`` (:func:`find_resume_checkpoint`);
+    a path resumes from that file. A config's own ``resume=True`` without
+    ``load_from`` is the same as ``'auto'``.
+
+    With nothing to resume, training starts from scratch after a warning
+    that says so (mmengine only logs "resumed from ... None").
+
+    Raises:
+        FileNotFoundError: the named checkpoint does not exist.
+    """
+    if resume is None and cfg.get('resume', False) and \
+            cfg.get('load_from', None) is None:
+        resume = 'auto'
     if resume == 'auto':
+        path = find_resume_checkpoint(cfg.work_dir)
+        if path is None:
+            print_log(
+                f'[swat_mm] --resume: {cfg.work_dir} holds no complete '
+                'checkpoint to resume from; training starts from scratch.',
+                logger='current', level=logging.WARNING)
+            cfg.resume = False
+            return
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = path
     elif resume is not None:
+        if not osp.isfile(osp.expanduser(resume)):
+            raise FileNotFoundError(
+                f'--resume {resume}: no such checkpoint file; give an '
+                'existing file, or --resume alone to continue from the '
+                'latest checkpoint of the work directory.')
         cfg.resume = True
         cfg.load_from = resume
 

@@ -47,7 +47,7 @@ sys.path.insert(
 
 import mmcv  # noqa: E402
 from mmengine import fileio  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.utils import (track_parallel_progress,  # noqa: E402
                             track_progress)
@@ -702,10 +702,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         default=min(8, os.cpu_count() or 1),
                         help='worker processes for the file checks '
                         '(default: the CPU count, at most 8)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value pairs; lists as '
-        'key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]", no spaces')
+    ru.add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
     if args.num_processes < 1:
         parser.error('--num-processes must be at least 1')

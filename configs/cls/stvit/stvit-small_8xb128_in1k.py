@@ -103,6 +103,12 @@ test_cfg = dict()
 # lr above is for 8 x 128; --auto-scale-lr rescales it to the actual batch.
 auto_scale_lr = dict(base_batch_size=1024)
 
-custom_hooks = [dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL')]
+# swat_mm's safety hooks: every rank's random state in each checkpoint
+# (exact --resume) and checkpoints checked against the model before loading
+custom_hooks = [
+    dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL'),
+    dict(type='swat_mm.RandomStateHook'),
+    dict(type='swat_mm.CheckpointFitHook')
+]
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1,
                                      max_keep_ckpts=3, save_best='auto'))

@@ -45,4 +45,8 @@ param_scheduler = [
          eta_min=1e-5, by_epoch=True, begin=warmup_epochs, end=max_epochs),
 ]
 train_cfg = dict(max_epochs=max_epochs)
-custom_hooks = []
+# no EMA in the official SVT recipe; swat_mm's safety hooks stay
+custom_hooks = [
+    dict(type='swat_mm.RandomStateHook'),
+    dict(type='swat_mm.CheckpointFitHook')
+]

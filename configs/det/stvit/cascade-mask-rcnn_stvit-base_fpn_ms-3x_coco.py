@@ -86,3 +86,9 @@ param_scheduler = [
          milestones=[27, 33], gamma=0.1),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# swat_mm's safety hooks: every rank's random state in each checkpoint
+# (exact --resume) and checkpoints checked against the model before loading
+custom_hooks = [
+    dict(type='swat_mm.RandomStateHook'),
+    dict(type='swat_mm.CheckpointFitHook')
+]

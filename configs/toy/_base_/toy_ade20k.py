@@ -55,4 +55,4 @@ toy_train_cfg = dict(type='IterBasedTrainLoop', max_iters=toy_max_iters,
 toy_default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=toy_max_iters))
+                    interval=toy_max_iters, max_keep_ckpts=2))

@@ -61,4 +61,5 @@ toy_param_scheduler = [
          milestones=[toy_max_epochs], gamma=0.1),
 ]
 toy_default_hooks = dict(logger=dict(type='LoggerHook', interval=10),
-                         checkpoint=dict(interval=toy_max_epochs))
+                         checkpoint=dict(interval=toy_max_epochs,
+                                         max_keep_ckpts=2))

@@ -58,4 +58,5 @@ toy_param_scheduler = [
 toy_train_cfg = dict(max_epochs=toy_max_epochs, val_interval=toy_max_epochs)
 toy_default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(interval=toy_max_epochs, save_best=None))
+    checkpoint=dict(interval=toy_max_epochs, save_best=None,
+                    max_keep_ckpts=2))
