@@ -35,7 +35,9 @@ every epoch's workers are seeded from ``seed``, rank and worker id.
 Workers kept alive across epochs (``persistent_workers=True``) carry their
 own generators, which no checkpoint can hold: resuming such an epoch-based
 run is announced with a warning that worker-side augmentation continues
-from a fresh state.
+from a fresh state. So is resuming an epoch-based loop from a checkpoint
+saved in the middle of an epoch, which mmengine restarts from the epoch's
+first batch.
 
 A checkpoint without ``'random_state'`` (written before this hook, or by
 another tool) resumes as mmengine does, with a warning; one saved by a
@@ -235,6 +237,16 @@ class RandomStateHook(Hook):
                                                  loop.iter)
         else:
             loader = loop.dataloader
+            if loop.iter != loop.epoch * len(loader):
+                print_log(
+                    f'RandomStateHook: the checkpoint was saved in the '
+                    f'middle of epoch {loop.epoch + 1} (iteration '
+                    f'{loop.iter}); an epoch-based loop restarts that '
+                    'epoch from its first batch, so this resumed run will '
+                    'not repeat an uninterrupted one exactly. Save '
+                    'checkpoints at epoch ends (CheckpointHook '
+                    'by_epoch=True) for exact resumes.',
+                    logger='current', level='WARNING')
             if getattr(loader, 'persistent_workers', False) and \
                     getattr(loader, 'num_workers', 0) > 0:
                 print_log(
