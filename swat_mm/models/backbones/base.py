@@ -1,18 +1,24 @@
 """Pieces the swat_mm backbones share: arch parsing, per-stage,
 ``out_indices`` / ``frozen_stages`` and drop-rate checks, freezing,
-``norm_eval`` and the per-block gradient checkpointing.
+``norm_eval``, the per-block gradient checkpointing and the ``Pretrained``
+init (:func:`load_pretrained_backbone`, strict, for every backbone).
 
 Family-specific validation (widths, kernels, stage tables) stays with each
 backbone; these helpers only do what is the same for all of them, with the
 same error messages.
 """
 import numbers
-from typing import (AbstractSet, Any, Callable, Iterable, List, Mapping,
-                    Optional, Sequence, Tuple, Union)
+import os.path as osp
+from collections import Counter, OrderedDict
+from typing import (AbstractSet, Any, Callable, Dict, Iterable, List,
+                    Mapping, Optional, Sequence, Tuple, Union)
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
+from mmengine.logging import print_log
+from mmengine.model.weight_init import PretrainedInit, update_init_info
+from mmengine.runner.checkpoint import CheckpointLoader
 from torch.nn.modules.batchnorm import _BatchNorm
 
 IntPair = Union[int, Tuple[int, int]]
@@ -248,6 +254,264 @@ def check_input(x: torch.Tensor, in_channels: int, name: str) -> None:
             'pipeline')
 
 
+class PretrainedNotFoundError(FileNotFoundError):
+    """A backbone's ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``
+    names a local file that does not exist; the message says what the file
+    is and the command that makes it."""
+
+
+class PretrainedMismatchError(ValueError):
+    """A ``Pretrained`` checkpoint does not fill the whole backbone (missing
+    tensors), holds backbone tensors the backbone has no place for, or
+    tensors of other shapes; the message lists them and the likely cause."""
+
+
+#: How each backbone's ``--backbone-only`` file is made from an official
+#: ImageNet checkpoint SRC (README, "Official weights"): the converter's
+#: command line with ``{dst}`` for the output, and the folder of the
+#: backbone's own ImageNet configs.
+_PRETRAINED_SOURCES: Dict[str, Tuple[str, str]] = {
+    'STViT': ('python tools/model_converters/stvit_to_mmpretrain.py SRC '
+              '{dst} --backbone-only', 'configs/cls/stvit/'),
+    'SVT': ('python tools/model_converters/svt_to_mmpretrain.py SRC {dst} '
+            '--backbone-only', 'configs/cls/svt/'),
+    **{name: ('python tools/model_converters/swat_to_mmpretrain.py SRC '
+              f'{{dst}} --family {family} --use-ema --backbone-only',
+              'configs/cls/swat/')
+       for name, family in (('SWATViT', 'vit'), ('SWATMixer', 'mixer'),
+                            ('SWATResMLP', 'resmlp'), ('SWATSwin', 'swin'))}
+}
+
+_PRETRAINED_KEYS = frozenset(('type', 'checkpoint', 'prefix',
+                              'map_location'))
+#: what the default prefix is; a checkpoint without any key under it is
+#: taken as a bare backbone state dict
+_DEFAULT_PREFIX = 'backbone.'
+
+
+def _is_pretrained_cfg(cfg: Any) -> bool:
+    return isinstance(cfg, dict) and cfg.get('type') in ('Pretrained',
+                                                         PretrainedInit)
+
+
+def _short_list(items: Sequence[str], limit: int = 10) -> str:
+    text = ', '.join(items[:limit])
+    return text + (f', ... (+{len(items) - limit} more)'
+                   if len(items) > limit else '')
+
+
+def _remedy(name: str, checkpoint: str) -> str:
+    """How to make the file a ``name`` backbone's Pretrained init needs, or
+    do without it."""
+    command, cls_dir = _PRETRAINED_SOURCES.get(
+        name, ('python tools/model_converters/<family>_to_mmpretrain.py '
+               'SRC {dst} --backbone-only', 'configs/cls/'))
+    return (
+        f'Make it from the official ImageNet checkpoint SRC (README, '
+        f'"Official weights") with\n    {command.format(dst=checkpoint)}\n'
+        f'or train the backbone with its ImageNet config in {cls_dir} '
+        f'(python tools/train.py {cls_dir}<config>.py) and set '
+        'model.backbone.init_cfg.checkpoint to that run\'s checkpoint (its '
+        'backbone.* weights are taken); or train from scratch with '
+        '--cfg-options model.backbone.init_cfg=None')
+
+
+def _top_prefixes(keys: Iterable[str]) -> str:
+    counts = Counter(k.split('.', 1)[0] + ('.' if '.' in k else '')
+                     for k in keys)
+    return ', '.join(f'{k} ({n})' for k, n in counts.most_common(8)) or \
+        'none'
+
+
+def _read_state_dict(checkpoint: str, map_location: Any,
+                     name: str) -> 'OrderedDict[str, Any]':
+    """The state dict in ``checkpoint``, through mmengine's
+    ``CheckpointLoader`` (swat_mm's ``weights_only=True`` loader for local
+    files); ``state_dict`` is taken when present, DistributedDataParallel's
+    ``module.`` prefix dropped."""
+    local = '://' not in checkpoint
+    if local and not osp.isfile(osp.expanduser(checkpoint)):
+        what = 'is a directory, not a file' if osp.isdir(
+            osp.expanduser(checkpoint)) else 'does not exist'
+        raise PretrainedNotFoundError(
+            f'{name}: the pretrained backbone checkpoint {checkpoint!r} '
+            f'(model.backbone.init_cfg=dict(type=\'Pretrained\', '
+            f'checkpoint=...)) {what}. It is the backbone\'s ImageNet '
+            f'weights as bare backbone keys (a converter\'s --backbone-only '
+            f'output). {_remedy(name, checkpoint)}.')
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint,
+                                            map_location=map_location)
+    if isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict):
+        ckpt = ckpt['state_dict']
+    elif isinstance(ckpt, dict) and any(
+            isinstance(ckpt.get(k), dict)
+            for k in ('model', 'model_ema', 'state_dict_ema')):
+        raise PretrainedMismatchError(
+            f'{name}: {checkpoint} looks like an official training '
+            f'checkpoint (entries {sorted(ckpt)[:8]}), not a converted '
+            f'one; its keys do not fit {name}. {_remedy(name, checkpoint)}.')
+    if not isinstance(ckpt, dict) or not all(
+            isinstance(k, str) for k in ckpt):
+        raise PretrainedMismatchError(
+            f'{name}: {checkpoint} holds a {type(ckpt).__name__}, not a '
+            f'state dict (a dict of tensors, or a checkpoint with a '
+            f'\'state_dict\' entry). {_remedy(name, checkpoint)}.')
+    return OrderedDict((k[len('module.'):] if k.startswith('module.')
+                        else k, v) for k, v in ckpt.items())
+
+
+def _select_backbone(state: Mapping[str, Any], prefix: str,
+                     own_top: AbstractSet[str], name: str,
+                     checkpoint: str) -> Tuple['OrderedDict[str, Any]',
+                                                str]:
+    """The backbone's part of ``state`` and a description of the layout.
+
+    Keys under ``prefix`` (a classifier's or detector's ``backbone.*``) are
+    taken without it and the rest (neck, head, ...) dropped, unless a
+    dropped key names one of the backbone's own top-level modules (two
+    backbones in one file). A file with no key under ``prefix`` is taken
+    whole, as a bare backbone state dict (a ``--backbone-only`` file).
+    """
+    under = [k for k in state if k.startswith(prefix)]
+    if not under:
+        return OrderedDict(state), 'bare backbone keys'
+    rest = [k for k in state if not k.startswith(prefix)]
+    stray = [k for k in rest if k.split('.', 1)[0] in own_top]
+    if stray:
+        raise PretrainedMismatchError(
+            f'{name}: {checkpoint} holds backbone keys both under '
+            f'{prefix!r} ({len(under)}) and without it ({len(stray)}: '
+            f'{_short_list(stray)}); which are the weights is ambiguous. '
+            f'Save one backbone per file.')
+    return (OrderedDict((k[len(prefix):], state[k]) for k in under),
+            f'{len(under)} keys under {prefix!r}, {len(rest)} other keys '
+            '(neck, head, ...) dropped')
+
+
+def _load_collect(module: nn.Module, state: 'OrderedDict[str, Any]'
+                  ) -> Tuple[List[str], List[str], List[str]]:
+    """``module.load_state_dict(state, strict=True)`` without raising:
+    every module's own ``_load_from_state_dict`` (the family-specific
+    adaptations: position embedding resizing, official buffers dropped or
+    checked) runs; returns (missing, unexpected, error messages)."""
+    state = OrderedDict(state)
+    missing: List[str] = []
+    unexpected: List[str] = []
+    errors: List[str] = []
+
+    def load(m: nn.Module, prefix: str) -> None:
+        m._load_from_state_dict(state, prefix, {}, True, missing,
+                                unexpected, errors)
+        for child_name, child in m._modules.items():
+            if child is not None:
+                load(child, prefix + child_name + '.')
+
+    load(module, '')
+    return missing, unexpected, errors
+
+
+def load_pretrained_backbone(module: nn.Module, init_cfg: Mapping[str, Any]
+                             ) -> None:
+    """Fill every tensor of the backbone ``module`` from a ``Pretrained``
+    ``init_cfg`` (``checkpoint``, optional ``prefix`` and ``map_location``),
+    or fail saying why.
+
+    Both layouts load, deliberately: a bare backbone state dict (a
+    converter's ``--backbone-only`` file) and a full checkpoint whose
+    backbone keys sit under ``prefix`` (default ``'backbone.'``: an
+    mmpretrain classifier's or mmdet/mmseg model's training checkpoint,
+    whose neck and head keys are dropped). The load is strict: the file must
+    hold every backbone tensor (``num_batches_tracked`` counters and the
+    layers the backbone adds for dense prediction, its
+    ``_pretrained_new_keys()``, excepted) with this model's shapes, after
+    the backbone's own load-time adaptations (position embeddings resized,
+    official buffers checked and dropped). On any error the backbone keeps
+    its weights.
+
+    Raises:
+        PretrainedNotFoundError: no such local file; the message names the
+            converter command that makes it and how to train from scratch.
+        PretrainedMismatchError: missing backbone tensors (listed, with the
+            likely cause), unexpected backbone tensors, shape mismatches,
+            an unconverted official checkpoint or no state dict at all.
+        ValueError: an ``init_cfg`` with unknown or missing entries.
+    """
+    name = type(module).__name__
+    unknown = sorted(set(init_cfg) - _PRETRAINED_KEYS)
+    if unknown or not isinstance(init_cfg.get('checkpoint'), str):
+        raise ValueError(
+            f'{name}: init_cfg {dict(init_cfg)} is not a Pretrained init '
+            f'swat_mm reads: it needs checkpoint=<path or URL> and may have '
+            f'{sorted(_PRETRAINED_KEYS - {"type", "checkpoint"})}'
+            + (f'; unknown: {unknown}' if unknown else ''))
+    checkpoint: str = init_cfg['checkpoint']
+    prefix = init_cfg.get('prefix') or _DEFAULT_PREFIX
+    if not prefix.endswith('.'):
+        prefix += '.'
+    state = _read_state_dict(checkpoint,
+                             init_cfg.get('map_location', 'cpu'), name)
+    own = module.state_dict()
+    own_top = {k.split('.', 1)[0] for k in own}
+    backbone, layout = _select_backbone(state, prefix, own_top, name,
+                                        checkpoint)
+
+    def refuse(problem: str, keys: Sequence[str], cause: str) -> None:
+        raise PretrainedMismatchError(
+            f'{name}: the pretrained checkpoint {checkpoint} ({layout}) '
+            f'does not fit this backbone: {problem} ({len(keys)}): '
+            f'{_short_list(list(keys))}.\nLikely cause: {cause}.\nFix: '
+            f'point init_cfg.checkpoint at a file of this {name} arch. '
+            f'{_remedy(name, checkpoint)}.')
+
+    new_keys = getattr(module, '_pretrained_new_keys', list)()
+    kept = [k for k in new_keys if k not in backbone]
+    needed = [k for k in own if k not in kept
+              and not k.endswith('num_batches_tracked')]
+    missing = [k for k in needed if k not in backbone]
+    if missing:
+        found = len(needed) - len(missing)
+        if not found:
+            cause = (f'the file holds none of the {len(needed)} {name} '
+                     f'tensors (its keys start with: '
+                     f'{_top_prefixes(state)}): another family\'s '
+                     'backbone, a head-only file, or an official '
+                     'checkpoint that was not converted')
+        else:
+            cause = (f'the file holds {found} of the {len(needed)} {name} '
+                     'tensors: a checkpoint of another arch (depth, '
+                     'stages) or of another family whose names partly '
+                     'coincide')
+        refuse(f'{len(missing)} of its {len(needed)} tensors are missing '
+               f'from the file; missing', missing, cause)
+    before = OrderedDict((k, v.detach().clone()) for k, v in own.items())
+    try:
+        missed, unexpected, errors = _load_collect(module, backbone)
+        missed = [k for k in missed if k not in kept and
+                  not k.endswith('num_batches_tracked')]
+        if missed:  # a load-time adaptation dropped them
+            refuse('tensors the load left unset; missing', missed,
+                   'the backbone\'s own load-time checks dropped them')
+        if unexpected:
+            refuse('backbone tensors it has no place for; unexpected',
+                   unexpected, 'a checkpoint of a larger arch or another '
+                   'family, or official keys the converter did not map')
+        if errors:
+            refuse('tensors of other shapes; size mismatch',
+                   [' '.join(e.split()) for e in errors],
+                   'a checkpoint of another arch (widths, heads, window or '
+                   'kernel sizes)')
+    except BaseException:
+        module.load_state_dict(before, strict=True)
+        raise
+    note = f'; {len(kept)} dense-prediction tensors the file cannot ' \
+        f'have kept their initialisation: {_short_list(kept)}' if kept else ''
+    print_log(f'{name}: loaded all {len(needed)} backbone tensors '
+              f'from {checkpoint} ({layout}){note}', logger='current')
+    if hasattr(module, '_params_init_info'):
+        update_init_info(module, init_info=f'{name}: Pretrained from '
+                         f'{checkpoint} ({layout})')
+
+
 class StagedBackboneMixin:
     """``out_indices`` / ``frozen_stages`` / ``norm_eval`` / ``with_cp``
     handling of the swat_mm backbones; put it before ``BaseModule`` in the
@@ -278,6 +542,42 @@ class StagedBackboneMixin:
     def _freeze_stages(self) -> None:
         raise NotImplementedError
 
+    def _pretrained_new_keys(self) -> List[str]:
+        """State-dict keys of layers this backbone adds for dense prediction
+        that no ImageNet checkpoint holds (e.g. per-stage output norms); a
+        ``Pretrained`` file may lack these and they keep their
+        initialisation. Every other key must be in the file."""
+        return []
+
+    def init_weights(self) -> None:
+        """mmengine's ``BaseModule.init_weights`` for every ``init_cfg``
+        entry but ``Pretrained``, which :func:`load_pretrained_backbone`
+        does instead of mmengine's ``PretrainedInit`` (that one loads with
+        ``strict=False`` and without a prefix, so a classifier checkpoint's
+        ``backbone.*`` keys would load nothing and the backbone would stay
+        random without an error). The backbones' own init (the official
+        init where ``init_cfg`` is None) follows in their overrides."""
+        cfgs = self.init_cfg  # type: ignore[attr-defined]
+        cfg_list = [cfgs] if isinstance(cfgs, dict) else list(cfgs or [])
+        pretrained = [c for c in cfg_list if _is_pretrained_cfg(c)]
+        if not pretrained:
+            super().init_weights()  # type: ignore[misc]
+            return
+        if len(pretrained) > 1:
+            raise ValueError(
+                f'{type(self).__name__}: init_cfg has {len(pretrained)} '
+                'Pretrained entries; give one checkpoint')
+        first_call = not getattr(self, '_is_init', False)
+        others = [c for c in cfg_list if not _is_pretrained_cfg(c)]
+        self.init_cfg = others or None
+        try:
+            super().init_weights()  # type: ignore[misc]
+        finally:
+            self.init_cfg = cfgs
+        if first_call:  # mmengine initialises a module once
+            load_pretrained_backbone(self,  # type: ignore[arg-type]
+                                     pretrained[0])
+
     def _run_block(self, blk: nn.Module, *args: Any) -> Any:
         """``blk(*args)``, through gradient checkpointing with ``with_cp``
         when gradients are being recorded."""
@@ -302,5 +602,6 @@ __all__ = [
     'IntPair', 'pair', 'parse_arch', 'check_stage_lengths', 'check_heads',
     'check_token_layout', 'check_odd', 'per_stage', 'normalize_indices',
     'check_rates', 'check_frozen_stages', 'freeze', 'init_official',
-    'check_input', 'StagedBackboneMixin'
+    'check_input', 'StagedBackboneMixin', 'PretrainedNotFoundError',
+    'PretrainedMismatchError', 'load_pretrained_backbone'
 ]

@@ -549,6 +549,13 @@ class SWATSwin(StagedBackboneMixin, BaseModule):
     def _norm_name(self, i: int) -> str:
         return 'norm' if i == self.num_stages - 1 else f'norm{i}'
 
+    def _pretrained_new_keys(self) -> List[str]:
+        """The inner stages' output norms (``norm0``..): dense prediction
+        adds them, so no ImageNet checkpoint has them; a ``Pretrained``
+        init leaves them at LayerNorm's (1, 0)."""
+        return [f'{self._norm_name(i)}.{p}' for i in self.out_indices
+                if i != self.num_stages - 1 for p in ('weight', 'bias')]
+
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
         settings = cls._copy(parse_arch('SWATSwin', arch, cls.arch_zoo,
