@@ -3,6 +3,23 @@
 # (min lr = lr, no warm-up), wd 1e-8, the 224 augmentation at 384. The
 # super-token sizes stay (8, 4, 1, 1), as in the official 384 models.
 # The official finetune.sh passes --epoch 50; the paper/README recipe says 30.
+#
+# Eval-mode training: the official fine-tune trains the model in eval mode
+# (main.py: train_one_epoch(..., set_training_mode=args.finetune == ''),
+# "keep in eval mode during finetuning"): every BatchNorm (stem, down-
+# sampling, blocks and the classifier neck's) normalises with its running
+# statistics and keeps them, drop path and dropout are off, the parameters
+# are all trained. EvalModeTrainingHook (custom_hooks below) does the same:
+# it puts the whole model in eval mode before every training iteration. The
+# drop path rate stays the official command's (--drop-path 0.1/0.4/0.6) and
+# is inert in eval mode; the backbone's norm_eval would not suffice (the
+# neck's BatchNorm is outside the backbone).
+#
+# Starting point: the official run loads the raw 224 model (--finetune
+# best.pth, its 'model'). A converted official checkpoint is that; a
+# checkpoint of our 224 config starts the fine-tune from its EMA weights
+# (mmengine stores them as `state_dict`, and mmpretrain's EMAHook copies the
+# EMA into the model when load_from has one).
 _base_ = ['./stvit-small_8xb128_in1k.py']
 
 img_size = 384
@@ -42,3 +59,11 @@ max_epochs = 30
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
 train_cfg = dict(max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=512)
+# the 224 config's hooks (raw and EMA both evaluated) plus eval-mode training
+custom_hooks = [
+    dict(type='EMAHook', momentum=4e-5, evaluate_on_ema=True,
+         evaluate_on_origin=True, priority='ABOVE_NORMAL'),
+    dict(type='swat_mm.EvalModeTrainingHook'),
+    dict(type='swat_mm.RandomStateHook'),
+    dict(type='swat_mm.CheckpointFitHook')
+]

@@ -3,7 +3,8 @@
 #
 # Assumed protocol (REFERENCE.md section 1; mmdet's Swin/ConvNeXt cascade
 # recipe): AdamW lr 1e-4, wd 0.05, 16 images per batch (8 GPUs x 2), 36 epochs
-# with lr steps at 27 and 33, short side 480-800 multi-scale training, three
+# with lr steps at 27 and 33, multi-scale training plus the DETR-style random
+# crop (mmdet's Swin/ConvNeXt ms-crop-3x pipeline, below), three
 # cascade stages of 4conv1fc box heads with SyncBN and GIoU loss on decoded
 # boxes. Super-token sizes (16, 8, 2, 1) as in the Mask R-CNN configs.
 #
@@ -61,12 +62,27 @@ model = dict(
     ]))
 del _bbox_head
 
+# The DETR-style augmentation of mmdet's Swin 3x recipe, value by value
+# (mmdet 3.3.0 configs/swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py,
+# also configs/convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-
+# giou_amp-ms-crop-3x_coco.py; Swin's own 3x runs use it): flip, then with
+# probability 1/2 each either a multi-scale resize (short side 480-800,
+# step 32, long side at most 1333) or a resize (short side 400/500/600),
+# a random crop of 384-600 pixels per side, and the multi-scale resize.
+ms_scales = [(s, 1333) for s in range(480, 801, 32)]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomChoiceResize',
-         scales=[(1333, s) for s in range(480, 801, 32)], keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomChoice', transforms=[
+        [dict(type='RandomChoiceResize', scales=ms_scales, keep_ratio=True)],
+        [dict(type='RandomChoiceResize',
+              scales=[(400, 1333), (500, 1333), (600, 1333)],
+              keep_ratio=True),
+         dict(type='RandomCrop', crop_type='absolute_range',
+              crop_size=(384, 600), allow_negative_crop=True),
+         dict(type='RandomChoiceResize', scales=ms_scales, keep_ratio=True)],
+    ]),
     dict(type='PackDetInputs'),
 ]
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))

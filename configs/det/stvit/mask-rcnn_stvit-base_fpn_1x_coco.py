@@ -1,4 +1,5 @@
-# Mask R-CNN + FPN with STViT-B on COCO, 1x (paper: 49.7 box AP / 44.8 mask AP).
+# Mask R-CNN + FPN with STViT-B on COCO, 1x (paper: 49.7 box AP /
+# 44.8 mask AP).
 # Protocol and super-token sizes as in mask-rcnn_stvit-small_fpn_1x_coco.py.
 _base_ = ['./mask-rcnn_stvit-small_fpn_1x_coco.py']
 

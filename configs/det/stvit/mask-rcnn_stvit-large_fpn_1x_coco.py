@@ -1,4 +1,5 @@
-# Mask R-CNN + FPN with STViT-L on COCO, 1x (paper: 50.8 box AP / 45.5 mask AP).
+# Mask R-CNN + FPN with STViT-L on COCO, 1x (paper: 50.8 box AP /
+# 45.5 mask AP).
 # Protocol and super-token sizes as in mask-rcnn_stvit-small_fpn_1x_coco.py.
 _base_ = ['./mask-rcnn_stvit-small_fpn_1x_coco.py']
 
