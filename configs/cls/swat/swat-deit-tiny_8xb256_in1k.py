@@ -95,11 +95,15 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=0.75e-3, weight_decay=0.3, eps=1e-6,
                    betas=(0.9, 0.999)),
-    # timm excludes biases and norm weights (all 1-D parameters) and the
-    # position embedding from decay
+    # timm 0.4.13's rule (optim_factory.py, add_weight_decay, with the
+    # model's no_weight_decay()): no decay for every 1-D parameter (biases,
+    # norm weights, layer scales) and for the names the model lists, here
+    # ViT's pos_embed (not the tokenizer's 4-D position map,
+    # patch_embed.pos_embed2); everything else, whatever its kind, decays.
+    # tests/test_swat_recipe.py compares the split with the official rule's
+    # parameter by parameter.
     paramwise_cfg=dict(
-        norm_decay_mult=0.0, bias_decay_mult=0.0,
-        # (not the tokenizer's position map, patch_embed.pos_embed2)
+        flat_decay_mult=0.0,
         custom_keys={'backbone.pos_embed': dict(decay_mult=0.0)}),
     clip_grad=dict(max_norm=1.0, norm_type=2))
 cosine_epochs = 300

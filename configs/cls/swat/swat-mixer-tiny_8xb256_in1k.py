@@ -20,4 +20,6 @@ model = dict(
                         mode='original'),
               # timm 0.4 initialises Mixer heads with zeros
               init_cfg=dict(type='Constant', layer='Linear', val=0)))
+# timm 0.4.13's decay rule with no names: the official MlpMixer has no
+# no_weight_decay(), so only the 1-D parameters are not decayed
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(_delete_=True)))

@@ -4,6 +4,10 @@
 #
 # The token-mixing convs act on a fixed number of tokens: the model accepts
 # 224x224 inputs only (it says so with a clear error otherwise).
+#
+# Weight decay as timm 0.4.13 applies it to the official model (MlpMixer
+# lists no no_weight_decay names): the 1-D layer scales ls1/ls2 are NOT
+# decayed, the (1, 1, C) Affine norms' alpha/beta ARE.
 _base_ = ['./swat-mixer-tiny_8xb256_in1k.py']
 
 model = dict(
