@@ -17,22 +17,37 @@ each a ``torch.save``'d tensor of shape **(2, k, h, w)**, any float dtype
 
 Files are loaded with ``torch.load(weights_only=True)``.
 
-Pipeline (types in the ``swat_mm`` scope)::
+Pipeline (types in the ``swat_mm`` scope), the official token-labelling
+training's (``badripatro/svt`` ``main.py`` ``build_token_label`` and the
+token-labelling repository's ``tlt/data/label_transforms_factory.py``)::
 
     train_pipeline = [
         dict(type='LoadImageFromFile'),
-        dict(type='swat_mm.LoadTokenLabel', label_root='data/imagenet/label_top5_train_nfnet',
+        dict(type='swat_mm.LoadTokenLabel',
+             label_root='data/imagenet/label_top5_train_nfnet',
              img_root='data/imagenet/train'),
-        dict(type='swat_mm.TokenLabelRandomResizedCrop', scale=224),
+        dict(type='swat_mm.TokenLabelRandAugment', policies='timm_increasing',
+             num_policies=2, total_level=10, magnitude_level=9,
+             magnitude_std=0.5,
+             hparams=dict(pad_val=[104, 116, 124], interpolation='random')),
+        dict(type='swat_mm.TokenLabelRandomResizedCrop', scale=224,
+             backend='pillow', interpolation='random'),
         dict(type='RandomFlip', prob=0.5, direction='horizontal'),
         dict(type='swat_mm.MakeTokenLabel', num_classes=1000, label_size=7),
+        dict(type='RandomErasing', erase_prob=0.25, mode='rand', ...),
         dict(type='PackInputs', algorithm_keys=['token_label']),
     ]
 
-:class:`TokenLabelRandomResizedCrop` records its crop box (and only crops
-and flips are followed: colour augmentations may be added anywhere,
-geometric ones such as RandAugment's shear/translate/rotate are not applied
-to the label map). :class:`MakeTokenLabel` turns the map, box and flip into
+:class:`TokenLabelRandAugment` is mmpretrain's RandAugment on the whole
+image (before the crop, as officially) that moves the label map with every
+geometric operation it applies (rotate, shear, translate), nearest-neighbour
+with zero scores outside, as the official ``random_augment_label.py``.
+:class:`TokenLabelRandomResizedCrop` records its crop box, and
+:class:`MakeTokenLabel` follows flips made after the crop. Colour operations
+(RandAugment's, random erasing) need nothing. The official pipeline flips
+first; a flip after the crop draws the same (image, label) pairs, since the
+crop's and RandAugment's parameter distributions are mirror-symmetric.
+:class:`MakeTokenLabel` turns the map, box and flip into
 ``token_label``: a float tensor (num_classes, 1 + S*S) whose column 0 is the
 soft target of the class prediction (the label map averaged over the crop box
 by a 1x1 RoIAlign) and whose columns 1.. are the targets of the S x S tokens
@@ -41,21 +56,29 @@ over classes and label smoothing ``t * (1 - s + s / K) + s / K``, exactly as
 the token-labelling code does. S must equal the last stage's grid (7 at 224).
 :class:`~swat_mm.models.heads.SVTClsHead` with ``with_aux=True`` uses it.
 Mixup/CutMix batch augments cannot carry dense targets: leave them out (the
-official token-labelling training switches them off too).
+official token-labelling training switches them off too and mixes tokens
+inside the model instead, see
+:class:`~swat_mm.models.heads.svt_head.SVTTokenLabelClassifier`).
 """
 import os
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
+import cv2
 import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
-from mmpretrain.datasets.transforms import RandomResizedCrop
+from mmcv.transforms.utils import cache_random_params
+from mmpretrain.datasets.transforms import (RandAugment, RandomResizedCrop,
+                                            Rotate, Shear, Translate)
 
 from swat_mm.registry import TRANSFORMS
 from swat_mm.utils.checkpoint import safe_load
+
+#: timm's / the token-labelling code's ``interpolation='random'``
+RANDOM_INTERPOLATIONS = ('bilinear', 'bicubic')
 
 
 def dense_label_target(topk: torch.Tensor, box: Sequence[float],
@@ -149,10 +172,33 @@ class LoadTokenLabel(BaseTransform):
                 f'img_root={self.img_root!r})')
 
 
+def _label_box_is_whole(results: dict) -> bool:
+    box = results.get('token_label_box')
+    return box is not None and np.allclose(box, [0., 0., 1., 1.])
+
+
+def _pick_interpolation(choice: Tuple[str, ...]) -> str:
+    """One of ``choice``, uniformly (NumPy's generator, which mmengine
+    seeds per worker)."""
+    return choice[np.random.randint(len(choice))] if len(choice) > 1 \
+        else choice[0]
+
+
 @TRANSFORMS.register_module()
 class TokenLabelRandomResizedCrop(RandomResizedCrop):
     """mmpretrain's ``RandomResizedCrop`` that also narrows
-    ``token_label_box`` to the crop (same arguments)."""
+    ``token_label_box`` to the crop (same arguments), and accepts
+    ``interpolation='random'``: bilinear or bicubic with equal chance per
+    image, as timm's ``RandomResizedCropAndInterpolation`` that the official
+    token-labelling training uses (``main.py`` sets
+    ``train_interpolation = 'random'`` there)."""
+
+    def __init__(self, *args, interpolation: str = 'bilinear',
+                 **kwargs) -> None:
+        self.interpolations: Tuple[str, ...] = RANDOM_INTERPOLATIONS \
+            if interpolation == 'random' else (interpolation, )
+        super().__init__(*args, interpolation=self.interpolations[0],
+                         **kwargs)
 
     def transform(self, results: dict) -> dict:
         img = results['img']
@@ -165,7 +211,8 @@ class TokenLabelRandomResizedCrop(RandomResizedCrop):
                 offset_h + target_h - 1
             ]))
         results['img'] = mmcv.imresize(
-            img, tuple(self.scale[::-1]), interpolation=self.interpolation,
+            img, tuple(self.scale[::-1]),
+            interpolation=_pick_interpolation(self.interpolations),
             backend=self.backend)
         results['img_shape'] = results['img'].shape
         if 'token_label_box' in results:
@@ -176,6 +223,117 @@ class TokenLabelRandomResizedCrop(RandomResizedCrop):
                 x1 + bw * (offset_w + target_w) / img_w,
                 y1 + bh * (offset_h + target_h) / img_h
             ])
+        return results
+
+
+def image_affine(op: BaseTransform, img_hw: Tuple[int, int]
+                 ) -> Optional[np.ndarray]:
+    """The 2 x 3 pixel-coordinate matrix (source -> output, cv2's
+    convention) that mmpretrain's geometric RandAugment operation ``op``
+    has just applied to an (H, W) image, read from its cached random draws
+    (call it inside ``cache_random_params(op)``, after ``op``); None when
+    the operation was skipped. Built as mmcv's ``imrotate``, ``imshear``
+    and ``imtranslate`` build theirs."""
+    if op.random_disable():
+        return None
+    fixed = op.angle if isinstance(op, Rotate) else op.magnitude
+    value = op.random_negative(fixed if fixed is not None else
+                               op.random_magnitude())
+    h, w = img_hw
+    if isinstance(op, Rotate):
+        center = op.center if op.center is not None else \
+            ((w - 1) * 0.5, (h - 1) * 0.5)
+        return cv2.getRotationMatrix2D(center, -value, op.scale)
+    if isinstance(op, Shear):
+        return np.array([[1., value, 0.], [0., 1., 0.]]) \
+            if op.direction == 'horizontal' else \
+            np.array([[1., 0., 0.], [value, 1., 0.]])
+    if op.direction == 'horizontal':  # Translate, offset relative
+        return np.array([[1., 0., value * w], [0., 1., 0.]])
+    return np.array([[1., 0., 0.], [0., 1., value * h]])
+
+
+def warp_label_map(topk: torch.Tensor, matrix: np.ndarray,
+                   img_hw: Tuple[int, int]) -> torch.Tensor:
+    """Move a (2, k, h, w) label map covering an (H, W) image with the
+    image's affine ``matrix`` (2 x 3, pixel coordinates, source -> output).
+
+    The matrix is conjugated to the label grid (cell centres sit at image
+    pixel ``(j + 0.5) * W / w - 0.5``), so the map follows the image whatever
+    the two aspect ratios; each cell takes the nearest source cell, cells
+    from outside the map get zero scores (the official ``affine_label``:
+    order 0, constant 0 for scores).
+    """
+    _, k, h, w = topk.shape
+    H, W = img_hw
+    to_img = np.array([[W / w, 0., 0.5 * W / w - 0.5],
+                       [0., H / h, 0.5 * H / h - 0.5], [0., 0., 1.]])
+    forward = np.vstack([matrix, [0., 0., 1.]])
+    inverse = np.linalg.inv(to_img) @ np.linalg.inv(forward) @ to_img
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing='ij')
+    pts = np.stack([cols.ravel(), rows.ravel(), np.ones(h * w)])
+    src = inverse @ pts  # source (x, y) of every output cell
+    sx = np.floor(src[0] + 0.5).astype(np.int64)
+    sy = np.floor(src[1] + 0.5).astype(np.int64)
+    inside = torch.from_numpy((sx >= 0) & (sx < w) & (sy >= 0) & (sy < h))
+    flat = torch.from_numpy(np.clip(sy, 0, h - 1) * w + np.clip(sx, 0, w - 1))
+    out = topk.reshape(2, k, h * w)[:, :, flat].clone()
+    out[0][:, ~inside] = 0
+    return out.reshape(2, k, h, w)
+
+
+@TRANSFORMS.register_module()
+class TokenLabelRandAugment(RandAugment):
+    """mmpretrain's ``RandAugment`` (same arguments) whose geometric
+    operations (``Rotate``, ``Shear``, ``Translate``) also move the dense
+    label map, as the official token-labelling RandAugment
+    (``tlt/data/random_augment_label.py``) does; colour operations leave it.
+
+    Put it after :class:`LoadTokenLabel` and before the crop and flip (the
+    official order): the map must still cover the whole image.
+    ``hparams=dict(interpolation='random')`` draws bilinear or bicubic per
+    operation, as the official operations do when the training
+    interpolation is ``'random'`` (the token-labelling path).
+
+    Deviation from the official: its label operations apply the image's
+    parameters in label-grid units (a 30 degree rotation of the 15 x 15 map
+    for any image), which moves the map off the image when the image is not
+    square; here the image's matrix is conjugated to the grid, so the map
+    stays on the image (see :func:`warp_label_map`).
+    """
+
+    def __init__(self, *args, hparams: dict = dict(pad_val=128),
+                 **kwargs) -> None:
+        hparams = dict(hparams)
+        random_interp = hparams.get('interpolation') == 'random'
+        if random_interp:
+            hparams['interpolation'] = RANDOM_INTERPOLATIONS[0]
+        super().__init__(*args, hparams=hparams, **kwargs)
+        self.random_interpolation = random_interp
+
+    def transform(self, results: dict) -> dict:
+        if 'token_label_topk' not in results:
+            raise KeyError('TokenLabelRandAugment needs swat_mm.'
+                           'LoadTokenLabel before it')
+        if not _label_box_is_whole(results) or results.get('flip', False):
+            raise ValueError(
+                'TokenLabelRandAugment must come before the crop and the '
+                'flip (the official order): the label map has to cover the '
+                'whole image')
+        for i in self.random_policy_indices():
+            op = self.transforms[i]
+            if self.random_interpolation and hasattr(op, 'interpolation'):
+                op.interpolation = _pick_interpolation(RANDOM_INTERPOLATIONS)
+            if not isinstance(op, (Rotate, Shear, Translate)):
+                results = op(results)
+                continue
+            img_hw = results['img'].shape[:2]
+            with cache_random_params(op):
+                results = op(results)
+                matrix = image_affine(op, img_hw)
+            if matrix is not None:
+                results['token_label_topk'] = warp_label_map(
+                    results['token_label_topk'], matrix, img_hw)
         return results
 
 

@@ -1,6 +1,8 @@
-# SVT-H-B on ImageNet-1k at 224 (paper, with token labelling: 85.2 top-1):
-# the recipe of svt-h-small_8xb128_in1k.py (configs/svt/svt_b.py: drop path
-# 0.1, no gradient clipping).
+# SVT-H-B on ImageNet-1k at 224 without token labelling: the recipe of
+# svt-h-small_8xb128_in1k.py with configs/svt/svt_b.py (drop path 0.1, no
+# gradient clipping). The paper reports SVT-H-B only with token labelling
+# (85.2 top-1): that run, and the config for official weights (they carry
+# head.aux_head.*), is svt-h-base_8xb128_in1k-tl.py.
 _base_ = ['./svt-h-small_8xb128_in1k.py']
 
 model = dict(

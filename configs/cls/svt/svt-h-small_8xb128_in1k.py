@@ -6,7 +6,8 @@
 # wd 0.05, 5 linear warm-up epochs from 1e-6, cosine to 1e-5,
 # RandAugment m9 mstd0.5, mixup 0.8 / cutmix 1.0, label smoothing 0.1,
 # random erasing 0.25, repeated augmentation. SVT's differences: 310 epochs
-# (main.sh's --epochs 310), no EMA (commented out in main.py), drop path 0.1.
+# (main.sh's --epochs 310), no EMA (commented out in main.py), drop path 0.1,
+# and the evaluation crop (below).
 #
 # This is the plain recipe (cross entropy on mixup/cutmix soft labels, no
 # auxiliary head). The token-labelling variant (dense teacher score maps,
@@ -35,6 +36,20 @@ model = dict(
         with_aux=False,
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1,
                   mode='original')))
+
+# Evaluation as the official: short side int(224 / 0.96) = 233, centre crop
+# 224, bicubic (badripatro/svt datasets.py:107 `size = int((1.0 / 0.96) *
+# args.input_size)` with transforms.Resize(size, interpolation=3); the
+# token-labelling path, main.py:349, `crop_pct=0.96`), not DeiT's 256.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=int(224 / 0.96), edge='short',
+         backend='pillow', interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 max_epochs = 310
 warmup_epochs = 5

@@ -335,6 +335,40 @@ def _official_layout(state: Mapping[str, Any]) -> Optional[Tuple[str, str]]:
     return None
 
 
+#: SVT arch names (and aliases) -> the arch of the shipped configs.
+_SVT_CONFIG_ARCH = {
+    **dict.fromkeys(('h-small', 'h-s', 'small', 's'), 'h-small'),
+    **dict.fromkeys(('h-base', 'h-b', 'base', 'b'), 'h-base'),
+    **dict.fromkeys(('h-large', 'h-l', 'large', 'l'), 'h-large'),
+}
+
+
+def _svt_aux_head_hint(report: FitReport, model_name: str) -> Optional[str]:
+    """SVT's token-labelling head (``head.aux_head.*``) in the checkpoint and
+    not in the model, or the other way round: the shipped config to use."""
+    if 'SVT' not in model_name or report.shapes or report.errors:
+        return None
+    m = re.search(r"arch '([^']+)'", model_name)
+    arch = _SVT_CONFIG_ARCH.get(m.group(1)) if m else None
+    stem = f'configs/cls/svt/svt-{arch}_8xb128_in1k' if arch else \
+        'configs/cls/svt/svt-h-<arch>_8xb128_in1k'
+    extra = [k for k in report.unexpected if k.startswith('head.aux_head.')]
+    if extra and len(extra) == len(report.unexpected) and \
+            not report.missing:
+        return ('an SVT checkpoint with the token-labelling auxiliary head '
+                f'({_short(extra)}; every released SVT checkpoint has it) '
+                'in a model without it: use the token-labelling config '
+                f'{stem}-tl.py (head with_aux=True, prediction cls + 0.5 x '
+                'max over tokens of aux, as the official model)')
+    lacking = [k for k in report.missing if k.startswith('head.aux_head.')]
+    if lacking and len(lacking) == len(report.missing) and \
+            not report.unexpected:
+        return ('an SVT checkpoint without the token-labelling auxiliary '
+                f'head ({_short(lacking)} missing) in a model with it: use '
+                f'the plain config {stem}.py')
+    return None
+
+
 def diagnose(checkpoint: Any, state: 'OrderedDict[str, Any]',
              model_state: Mapping[str, Any], report: FitReport,
              model_name: str, path: Optional[str],
@@ -417,6 +451,10 @@ def diagnose(checkpoint: Any, state: 'OrderedDict[str, Any]',
                 f'{n_model} keys match by name and shape. Use the config '
                 'the checkpoint was trained with, or a checkpoint of this '
                 'model')
+
+    svt_hint = _svt_aux_head_hint(report, model_name)
+    if svt_hint is not None:
+        return svt_hint
 
     bad = report.keys()
     if bad and all(is_head_key(k) for k in bad):

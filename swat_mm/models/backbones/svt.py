@@ -52,6 +52,12 @@ Deviations from the official code:
   through ``norm{num_stages}`` with ``final_norm=True`` (the official final
   norm, which the classifier applies after the class-attention block; it is
   per token, so it normalises the last map the same way).
+
+Token labelling's MixToken (training of the token-labelling models) mixes
+the stem's tokens: ``forward(x, mix_box=...)`` replaces those inside the
+box by the reversed batch's, as the official model does with
+``token_label=True``; see :mod:`swat_mm.models.layers.mix_token` and
+:class:`~swat_mm.models.heads.svt_head.SVTTokenLabelClassifier`.
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -65,6 +71,7 @@ from mmengine.model.weight_init import trunc_normal_
 
 from swat_mm.registry import MODELS
 from ..layers.drop_path import DropPath, add_branch, has_dropout
+from ..layers.mix_token import MixBox, mix_tokens
 from ..layers.onednn import conv2d_gelu, linear
 from ..layers.spectral import SpectralChannelMixing
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
@@ -429,14 +436,23 @@ class SVT(StagedBackboneMixin, BaseModule):
         init_official(self, linear=lambda m: trunc_normal_(m.weight, std=.02),
                       conv=_he_normal_fan_out)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """(B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i)."""
+    def forward(self, x: torch.Tensor,
+                mix_box: Optional[MixBox] = None) -> Tuple[torch.Tensor, ...]:
+        """(B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i).
+
+        ``mix_box``: MixToken (token labelling, training): the stem's
+        tokens inside this box of the stem's grid are replaced by those of
+        the batch in reverse order before the first stage's blocks.
+        """
         check_input(x, self.in_channels, 'SVT')
         B = x.shape[0]
         outs = []
         last = max(self.out_indices)
         for i in range(self.num_stages):
             x, H, W = getattr(self, f'patch_embed{i + 1}')(x)
+            if i == 0 and mix_box is not None:
+                x = mix_tokens(x.reshape(B, H, W, -1), mix_box).reshape(
+                    B, H * W, -1)
             for blk in getattr(self, f'block{i + 1}'):
                 x = self._run_block(blk, x, H, W)
             norm = getattr(self, f'norm{i + 1}', None)

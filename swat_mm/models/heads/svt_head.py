@@ -1,5 +1,6 @@
 """SVT's classification head: class attention over [mean token; tokens],
-final LayerNorm, linear classifier and the token-labelling auxiliary head.
+final LayerNorm, linear classifier and the token-labelling auxiliary head;
+and the token-labelling classifier with MixToken.
 
 The modules keep the official names under ``head.``: ``post_network.0.*``
 (the class-attention block), ``norm`` (the official ``norm{num_stages}``),
@@ -30,11 +31,14 @@ Training (``loss``), three cases:
   official ``TokenLabelCrossEntropy``. S x S must equal the last stage's
   token grid (7 x 7 at 224).
 
-Not implemented: the official MixToken (with ``token_label=True`` the
-official model CutMixes the stem's tokens in training, in boxes aligned to the
-last stage's grid, and undoes it on the auxiliary outputs). mmpretrain's
-batch augments cannot carry dense targets either, so token labelling here
-trains without any mixing.
+MixToken (:mod:`swat_mm.models.layers.mix_token`): with
+:class:`SVTTokenLabelClassifier` (the token-labelling configs' model, as the
+official model with ``token_label=True``), training mixes the stem's tokens
+in a box of the last stage's grid; ``loss(..., mix_box=box)`` then swaps the
+auxiliary outputs inside the box back and mixes the class target by the
+box's area, exactly as the official ``forward`` and
+``TokenLabelCrossEntropy`` do (with dense labels, and with image-level
+targets: one-hot ``gt_label`` or soft ``gt_score``).
 """
 import math
 from typing import List, Optional, Tuple
@@ -43,10 +47,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model.weight_init import trunc_normal_
+from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.structures import DataSample
 
 from swat_mm.registry import MODELS
+from ..layers.mix_token import (MixBox, mix_class_target, sample_mix_box,
+                                unmix_token_outputs)
 
 
 class ClassAttention(nn.Module):
@@ -208,11 +215,31 @@ class SVTClsHead(ClsHead):
         return cls + self.aux_scale * aux.max(dim=1)[0]
 
     def loss(self, feats: Tuple[torch.Tensor, ...],
-             data_samples: List[DataSample], **kwargs) -> dict:
+             data_samples: List[DataSample],
+             mix_box: Optional[MixBox] = None, **kwargs) -> dict:
+        """Training losses (see the module docstring).
+
+        Args:
+            feats: the backbone's maps, the last (B, C, h, w).
+            data_samples: B samples with ``token_label`` (K, 1 + h*w), or
+                ``gt_score`` (K,) / ``gt_label``.
+            mix_box: the MixToken box on the (h, w) grid when the stem's
+                tokens were mixed (needs ``with_aux``).
+
+        Returns:
+            ``loss`` (class prediction) and, with ``aux_head``,
+            ``loss_aux`` (token predictions), already weighted.
+        """
         cls, aux = self.forward_train(feats)
+        if mix_box is not None:
+            if aux is None:
+                raise ValueError('MixToken needs the aux_head: set '
+                                 'with_aux=True')
+            aux = unmix_token_outputs(aux, mix_box, feats[-1].shape[-2:])
         if 'token_label' in data_samples[0]:
-            return self._token_label_loss(cls, aux, data_samples)
-        losses = self._get_loss(cls, data_samples, **kwargs)
+            return self._token_label_loss(cls, aux, data_samples, mix_box)
+        if mix_box is None:
+            losses = self._get_loss(cls, data_samples, **kwargs)
         if aux is None:
             return losses
         B, N, K = aux.shape
@@ -220,6 +247,14 @@ class SVTClsHead(ClsHead):
             target = torch.stack([s.gt_score for s in data_samples])
         else:
             target = torch.cat([s.gt_label for s in data_samples])
+        if mix_box is not None:
+            # the official TokenLabelCrossEntropy with image-level targets
+            if target.dim() == 1:
+                target = F.one_hot(target, K)
+            target = target.to(cls)
+            losses = dict(loss=self.loss_module(
+                cls, mix_class_target(target, mix_box, N), avg_factor=B,
+                **kwargs))
         losses['loss'] = self.cls_weight * losses['loss']
         losses['loss_aux'] = self.dense_weight * self.loss_module(
             aux.reshape(B * N, K), target.repeat_interleave(N, dim=0),
@@ -228,7 +263,8 @@ class SVTClsHead(ClsHead):
 
     def _token_label_loss(self, cls: torch.Tensor,
                           aux: Optional[torch.Tensor],
-                          data_samples: List[DataSample]) -> dict:
+                          data_samples: List[DataSample],
+                          mix_box: Optional[MixBox] = None) -> dict:
         if aux is None:
             raise ValueError('The data samples carry token labels but the '
                              'head has no aux_head: set with_aux=True')
@@ -241,7 +277,10 @@ class SVTClsHead(ClsHead):
                 f'1 + S*S, S={size}) does not fit {K} classes and the '
                 f'{N} last-stage tokens; set label_size of '
                 'swat_mm.MakeTokenLabel to the last stage\'s grid size')
-        loss_cls = _soft_ce(cls, target[:, :, 0])
+        target_cls = target[:, :, 0]
+        if mix_box is not None:
+            target_cls = mix_class_target(target_cls, mix_box, N)
+        loss_cls = _soft_ce(cls, target_cls)
         loss_aux = _soft_ce(aux.reshape(B * N, K),
                             target[:, :, 1:].transpose(1, 2).reshape(-1, K))
         return dict(loss=self.cls_weight * loss_cls,
@@ -251,3 +290,66 @@ class SVTClsHead(ClsHead):
 def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over rows of ``sum(-target * log_softmax(logits))``; (R, K)."""
     return torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
+
+
+@MODELS.register_module()
+class SVTTokenLabelClassifier(ImageClassifier):
+    """mmpretrain's ``ImageClassifier`` with token labelling's MixToken in
+    training, as the official SVT model with ``token_label=True`` (the
+    model of every released SVT checkpoint and of the paper's * rows).
+
+    In ``loss``, a box is drawn on the last stage's token grid
+    (:func:`~swat_mm.models.layers.mix_token.sample_mix_box`), the
+    backbone mixes the stem's tokens inside the box scaled to the stem's
+    grid (``SVT.forward(x, mix_box=...)``), and the head un-mixes its token
+    outputs and mixes the class target
+    (:meth:`SVTClsHead.loss`). Prediction and the state dict are
+    ``ImageClassifier``'s: checkpoints load into either.
+
+    Args:
+        mix_token: apply MixToken in training (True officially).
+        mix_beta: the Beta(beta, beta) of the kept fraction (1.0).
+        *args, **kwargs: as ``ImageClassifier`` (an SVT backbone, an
+            :class:`SVTClsHead` with ``with_aux=True``, no neck).
+
+    Raises:
+        ValueError: MixToken with another backbone or head, or (in
+            training) an input whose stem grid is not ``2**(stages - 1)``
+            times the last stage's (the official model needs the same:
+            224 -> 56 and 7).
+    """
+
+    def __init__(self, *args, mix_token: bool = True,
+                 mix_beta: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.mix_token = mix_token
+        self.mix_beta = mix_beta
+        if mix_token:
+            from ..backbones.svt import SVT
+            if not isinstance(self.backbone, SVT) or self.with_neck or \
+                    not isinstance(self.head, SVTClsHead) or \
+                    not self.head.with_aux:
+                raise ValueError(
+                    'MixToken needs an swat_mm.SVT backbone, no neck and an '
+                    'swat_mm.SVTClsHead with with_aux=True (or set '
+                    'mix_token=False)')
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[DataSample]) -> dict:
+        """(B, 3, H, W) images -> losses, with MixToken if enabled."""
+        if not self.mix_token:
+            return super().loss(inputs, data_samples)
+        stages = self.backbone.num_stages
+        stem = [(s + 1) // 2 for s in inputs.shape[-2:]]
+        stem = [(s + 1) // 2 for s in stem]
+        scale = 2**(stages - 1)
+        grid = [s // scale for s in stem]
+        if any(g * scale != s for g, s in zip(grid, stem)):
+            raise ValueError(
+                f'MixToken: the stem grid {tuple(stem)} of a '
+                f'{tuple(inputs.shape[-2:])} input is not {scale} times the '
+                'last stage\'s grid; train at a size divisible by '
+                f'{4 * scale}')
+        box = sample_mix_box(tuple(grid), self.mix_beta)
+        feats = self.backbone(inputs, mix_box=box.scaled(scale))
+        return self.head.loss(feats, data_samples, mix_box=box)
