@@ -1,6 +1,13 @@
-"""Data transforms of swat_mm (scope ``swat_mm``): token labelling for SVT."""
+"""Data transforms of swat_mm (scope ``swat_mm``): timm's random
+interpolation for mmpretrain's crop and RandAugment, token labelling for
+SVT."""
+from .random_interpolation import (RandAugmentAndInterpolation,
+                                   RandomResizedCropAndInterpolation)
 from .token_label import (TRANSFORMS, LoadTokenLabel, MakeTokenLabel,
-                          TokenLabelRandomResizedCrop, dense_label_target)
+                          TokenLabelRandAugment, TokenLabelRandomResizedCrop,
+                          dense_label_target)
 
 __all__ = ['TRANSFORMS', 'LoadTokenLabel', 'MakeTokenLabel',
-           'TokenLabelRandomResizedCrop', 'dense_label_target']
+           'RandAugmentAndInterpolation', 'RandomResizedCropAndInterpolation',
+           'TokenLabelRandAugment', 'TokenLabelRandomResizedCrop',
+           'dense_label_target']

@@ -65,20 +65,17 @@ import os.path as osp
 from typing import Optional, Sequence, Tuple
 
 import cv2
-import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_random_params
-from mmpretrain.datasets.transforms import (RandAugment, RandomResizedCrop,
-                                            Rotate, Shear, Translate)
+from mmpretrain.datasets.transforms import Rotate, Shear, Translate
 
 from swat_mm.registry import TRANSFORMS
 from swat_mm.utils.checkpoint import safe_load
-
-#: timm's / the token-labelling code's ``interpolation='random'``
-RANDOM_INTERPOLATIONS = ('bilinear', 'bicubic')
+from .random_interpolation import (RandAugmentAndInterpolation,
+                                   RandomResizedCropAndInterpolation)
 
 
 def dense_label_target(topk: torch.Tensor, box: Sequence[float],
@@ -177,15 +174,8 @@ def _label_box_is_whole(results: dict) -> bool:
     return box is not None and np.allclose(box, [0., 0., 1., 1.])
 
 
-def _pick_interpolation(choice: Tuple[str, ...]) -> str:
-    """One of ``choice``, uniformly (NumPy's generator, which mmengine
-    seeds per worker)."""
-    return choice[np.random.randint(len(choice))] if len(choice) > 1 \
-        else choice[0]
-
-
 @TRANSFORMS.register_module()
-class TokenLabelRandomResizedCrop(RandomResizedCrop):
+class TokenLabelRandomResizedCrop(RandomResizedCropAndInterpolation):
     """mmpretrain's ``RandomResizedCrop`` that also narrows
     ``token_label_box`` to the crop (same arguments), and accepts
     ``interpolation='random'``: bilinear or bicubic with equal chance per
@@ -193,28 +183,10 @@ class TokenLabelRandomResizedCrop(RandomResizedCrop):
     token-labelling training uses (``main.py`` sets
     ``train_interpolation = 'random'`` there)."""
 
-    def __init__(self, *args, interpolation: str = 'bilinear',
-                 **kwargs) -> None:
-        self.interpolations: Tuple[str, ...] = RANDOM_INTERPOLATIONS \
-            if interpolation == 'random' else (interpolation, )
-        super().__init__(*args, interpolation=self.interpolations[0],
-                         **kwargs)
-
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        img_h, img_w = img.shape[:2]
-        offset_h, offset_w, target_h, target_w = self.rand_crop_params(img)
-        img = mmcv.imcrop(
-            img,
-            bboxes=np.array([
-                offset_w, offset_h, offset_w + target_w - 1,
-                offset_h + target_h - 1
-            ]))
-        results['img'] = mmcv.imresize(
-            img, tuple(self.scale[::-1]),
-            interpolation=_pick_interpolation(self.interpolations),
-            backend=self.backend)
-        results['img_shape'] = results['img'].shape
+        img_h, img_w = results['img'].shape[:2]
+        offset_h, offset_w, target_h, target_w = \
+            self.crop_and_resize(results)
         if 'token_label_box' in results:
             x1, y1, x2, y2 = results['token_label_box']
             bw, bh = x2 - x1, y2 - y1
@@ -283,7 +255,7 @@ def warp_label_map(topk: torch.Tensor, matrix: np.ndarray,
 
 
 @TRANSFORMS.register_module()
-class TokenLabelRandAugment(RandAugment):
+class TokenLabelRandAugment(RandAugmentAndInterpolation):
     """mmpretrain's ``RandAugment`` (same arguments) whose geometric
     operations (``Rotate``, ``Shear``, ``Translate``) also move the dense
     label map, as the official token-labelling RandAugment
@@ -302,15 +274,6 @@ class TokenLabelRandAugment(RandAugment):
     stays on the image (see :func:`warp_label_map`).
     """
 
-    def __init__(self, *args, hparams: dict = dict(pad_val=128),
-                 **kwargs) -> None:
-        hparams = dict(hparams)
-        random_interp = hparams.get('interpolation') == 'random'
-        if random_interp:
-            hparams['interpolation'] = RANDOM_INTERPOLATIONS[0]
-        super().__init__(*args, hparams=hparams, **kwargs)
-        self.random_interpolation = random_interp
-
     def transform(self, results: dict) -> dict:
         if 'token_label_topk' not in results:
             raise KeyError('TokenLabelRandAugment needs swat_mm.'
@@ -322,8 +285,7 @@ class TokenLabelRandAugment(RandAugment):
                 'whole image')
         for i in self.random_policy_indices():
             op = self.transforms[i]
-            if self.random_interpolation and hasattr(op, 'interpolation'):
-                op.interpolation = _pick_interpolation(RANDOM_INTERPOLATIONS)
+            self.prepare(op)
             if not isinstance(op, (Rotate, Shear, Translate)):
                 results = op(results)
                 continue
