@@ -5,13 +5,17 @@ registers every module in the ``swat_mm`` registry scope, a child of
 mmengine's root registries, so mmpretrain, mmdet and mmseg configs build them as
 ``type='swat_mm.STViT'``. It also installs the checkpoint loader that lets
 mmengine resume on torch >= 2.6 without ``weights_only=False``, and makes
-mmengine write local files (checkpoints) atomically.
+mmengine write local files (checkpoints) atomically, and makes mmengine's
+non-strict model loads fail when a swat_mm backbone or head does not fit
+(``swat_mm.utils.load_guard``).
 """
 from .version import __version__
 from .utils.checkpoint import install_safe_checkpoint_loader
+from .utils.load_guard import install_strict_part_loading
 from . import datasets, engine, models  # noqa: F401  (registers modules)
 
 install_safe_checkpoint_loader()
 engine.install_atomic_local_backend()
+install_strict_part_loading()
 
 __all__ = ['__version__']

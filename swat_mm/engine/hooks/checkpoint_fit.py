@@ -27,6 +27,7 @@ from mmengine.runner.base_loop import BaseLoop
 from torch import nn
 
 from swat_mm.registry import HOOKS
+from swat_mm.utils.load_guard import allow_partial_load
 
 #: Top-level model parts that fine-tuning may replace (any other
 #: ``*_head`` too); everything else (``backbone.``, ``neck.``,
@@ -590,6 +591,15 @@ class CheckpointFitHook(Hook):
                             f'False, got {flag!r}')
         return self.allow_partial or flag
 
+    def before_train(self, runner: Any) -> None:
+        allow_partial_load(False)
+
+    def before_val(self, runner: Any) -> None:
+        allow_partial_load(False)
+
+    def before_test(self, runner: Any) -> None:
+        allow_partial_load(False)
+
     def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         """Check ``checkpoint`` against ``runner.model``; raise
         :class:`CheckpointMismatchError` or warn as the class describes."""
@@ -630,6 +640,10 @@ class CheckpointFitHook(Hook):
                 f'{len(report.shapes)} shape-mismatched: '
                 f'{_short([k for k, _, _ in report.shapes], 8)}',
                 logger='current', level=logging.WARNING)
+            # the runner loads right after this hook, through mmengine's
+            # load_state_dict, which swat_mm makes refuse misfitting
+            # backbones and heads; the next loop start ends the approval
+            allow_partial_load(True)
             return
 
         cause = diagnose(checkpoint, state, model_state, report,

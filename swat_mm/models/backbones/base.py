@@ -21,6 +21,7 @@ from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch.nn.modules.batchnorm import _BatchNorm
 
+
 IntPair = Union[int, Tuple[int, int]]
 
 
@@ -548,6 +549,13 @@ class StagedBackboneMixin:
         ``Pretrained`` file may lack these and they keep their
         initialisation. Every other key must be in the file."""
         return []
+
+    def strict_part_hint(self, state_dict: Mapping[str, Any],
+                         prefix: str) -> Optional[str]:
+        """Marks the backbone as a part whose keys must all load when
+        mmengine loads a whole model (:mod:`swat_mm.utils.load_guard`);
+        no family-specific hint."""
+        return None
 
     def init_weights(self) -> None:
         """mmengine's ``BaseModule.init_weights`` for every ``init_cfg``

@@ -41,7 +41,7 @@ box's area, exactly as the official ``forward`` and
 targets: one-hot ``gt_label`` or soft ``gt_score``).
 """
 import math
-from typing import List, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -167,6 +167,25 @@ class SVTClsHead(ClsHead):
         self.head = nn.Linear(in_channels, num_classes)
         if with_aux:
             self.aux_head = nn.Linear(in_channels, num_classes)
+
+    def strict_part_hint(self, state_dict: Mapping[str, Any],
+                         prefix: str) -> Optional[str]:
+        """Marks the head as a part whose keys must all load when mmengine
+        loads a whole model (:mod:`swat_mm.utils.load_guard`): released SVT
+        checkpoints carry the token-labelling head, which a model without
+        it would drop with a log line (and the official inference adds
+        it to the logits). Returns the config to use instead."""
+        aux = any(k.startswith(prefix + 'aux_head.') for k in state_dict)
+        if aux and not self.with_aux:
+            return ('It holds the token-labelling head (aux_head; every '
+                    'released SVT checkpoint has it): evaluate it with the '
+                    'token-labelling config of its size, configs/cls/svt/'
+                    'svt-h-<size>_8xb128_in1k-tl.py (head with_aux=True).')
+        if not aux and self.with_aux:
+            return ('It has no token-labelling head (aux_head): use the '
+                    'plain config, configs/cls/svt/svt-h-<size>_8xb128_'
+                    'in1k.py (head with_aux=False).')
+        return None
 
     def init_weights(self) -> None:
         super().init_weights()
