@@ -21,7 +21,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import swat_mm  # noqa: F401
-from tests.golden.cases import load_fixture, stvit_arch
+from tests.golden.cases import (assert_official_logits, load_fixture,
+                                stvit_arch)
 from tests.tiny_archs import STVIT_TINY
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -62,12 +63,7 @@ def _eval_through_config(cfg, ckpt, fixture):
     assert set(state) == set(model.state_dict())
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
-    with torch.no_grad():
-        logits = model(fixture['input'], mode='tensor')
-    expected = fixture['logits']
-    assert logits.shape == expected.shape
-    assert torch.allclose(logits, expected, rtol=1e-4, atol=1e-5), \
-        (logits - expected).abs().max()
+    assert_official_logits(model, fixture)
 
 
 # README: stvit-<arch>-224.pth with the 8xb128 config, -384.pth with the

@@ -20,7 +20,8 @@ from swat_mm.models.backbones.svt import SVT
 from swat_mm.models.heads import SVTClsHead
 from swat_mm.models.layers.spectral import SpectralChannelMixing
 from swat_mm.utils.flops import EXTRA_OP_HANDLES
-from tests.golden.cases import load_fixture, svt_arch
+from tests.golden.cases import (assert_official_logits, load_fixture,
+                                svt_arch)
 from tests.tiny_archs import SVT_TINY
 
 CASES = ['svt_tiny_a', 'svt_tiny_b', 'svt_tiny_c', 'svt_h_small']
@@ -54,12 +55,7 @@ def test_golden_parity_with_official(name):
         assert cfg['backbone']['arch'] == 'h-small'
     model = MODELS.build(cfg).eval()
     model.load_state_dict(state, strict=True)
-    with torch.no_grad():
-        logits = model(fixture['input'], mode='tensor')
-    expected = fixture['logits']
-    assert logits.shape == expected.shape
-    assert torch.allclose(logits, expected, rtol=1e-4, atol=1e-5), \
-        (logits - expected).abs().max()
+    assert_official_logits(model, fixture)
 
 
 def test_official_backbone_keys_load_with_prefix_only():

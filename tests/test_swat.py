@@ -17,7 +17,7 @@ from swat_mm.converters import ConversionError, convert_swat
 from swat_mm.models.backbones.swat_mlp import SWATMixer, SWATResMLP
 from swat_mm.models.backbones.swat_vit import SWATViT
 from swat_mm.models.layers import SWATTokenizer
-from tests.golden.cases import load_fixture
+from tests.golden.cases import assert_official_logits, load_fixture
 from tests.tiny_archs import (SWAT_MIXER_TINY, SWAT_RESMLP_TINY,
                                SWAT_VIT_TINY)
 
@@ -50,12 +50,7 @@ def test_golden_parity_with_official(name):
         assert cfg['backbone']['arch'] == arch
     model = MODELS.build(cfg).eval()
     model.load_state_dict(state, strict=True)
-    with torch.no_grad():
-        logits = model(fixture['input'], mode='tensor')
-    expected = fixture['logits']
-    assert logits.shape == expected.shape
-    assert torch.allclose(logits, expected, rtol=1e-4, atol=1e-5), \
-        (logits - expected).abs().max()
+    assert_official_logits(model, fixture)
 
 
 def test_official_keys_load_into_backbones_directly():

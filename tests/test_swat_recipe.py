@@ -27,7 +27,6 @@ of the config's own model.
 """
 import copy
 import functools
-import importlib.util
 import math
 import os
 import os.path as osp
@@ -46,6 +45,7 @@ from PIL import Image
 
 import swat_mm  # noqa: F401
 from tests.golden.cases import convert_case, family_of, load_fixture
+from tests.test_swat import _load_cli
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs', 'cls', 'swat')
@@ -203,15 +203,6 @@ def test_weight_decay_split_is_the_official_rule(name):
     if 'deit' in name or 'vit' in name:
         assert ours['backbone.pos_embed'] == 0.
         assert ours['backbone.patch_embed.pos_embed2'] == base_wd
-
-
-def _load_cli():
-    path = osp.join(ROOT, 'tools', 'model_converters',
-                    'swat_to_mmpretrain.py')
-    spec = importlib.util.spec_from_file_location('swat_to_mmpretrain', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize('name', sorted(CASES))

@@ -13,7 +13,7 @@ from swat_mm.apis.complexity import count_complexity
 from swat_mm.converters import ConversionError
 from swat_mm.converters.swat_swin import convert_swat_swin, infer_arch
 from swat_mm.models.backbones.swat_swin import SWATSwin
-from tests.golden.cases import load_fixture
+from tests.golden.cases import assert_official_logits, load_fixture
 from tests.tiny_archs import SWAT_SWIN_TINY
 
 CASES = ['swat_swin_custom_a', 'swat_swin_custom_b', 'swat_swin_tiny']
@@ -42,12 +42,7 @@ def test_golden_parity_with_official(name):
         assert named_cfg == cfg and list(named) == list(state)
     model = MODELS.build(cfg).eval()
     model.load_state_dict(state, strict=True)
-    with torch.no_grad():
-        logits = model(fixture['input'], mode='tensor')
-    expected = fixture['logits']
-    assert logits.shape == expected.shape
-    assert torch.allclose(logits, expected, rtol=1e-4, atol=1e-5), \
-        (logits - expected).abs().max()
+    assert_official_logits(model, fixture)
 
 
 def test_custom_arch_read_off_the_weights():

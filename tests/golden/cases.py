@@ -119,3 +119,15 @@ def golden_classifier(name: str) -> Tuple[nn.Module, torch.Tensor,
         model = MODELS.build(cfg).eval()
     model.load_state_dict(state, strict=True)
     return model, fixture['input'], fixture['logits']
+
+
+def assert_official_logits(model: nn.Module, fixture: Dict[str, Any],
+                           rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """``model``'s tensor-mode logits on the fixture's input are the
+    official logits of the fixture."""
+    with torch.no_grad():
+        logits = model(fixture['input'], mode='tensor')
+    expected = fixture['logits']
+    assert logits.shape == expected.shape
+    assert torch.allclose(logits, expected, rtol=rtol, atol=atol), \
+        (logits - expected).abs().max()

@@ -4,7 +4,8 @@
 # Assumed protocol (REFERENCE.md section 1; mmdet's Swin/ConvNeXt cascade
 # recipe): AdamW lr 1e-4, wd 0.05, 16 images per batch (8 GPUs x 2), 36 epochs
 # with lr steps at 27 and 33, multi-scale training plus the DETR-style random
-# crop (mmdet's Swin/ConvNeXt ms-crop-3x pipeline, below), three
+# crop (mmdet's Swin/ConvNeXt ms-crop-3x pipeline,
+# configs/det/_base_/ms_crop_3x.py), three
 # cascade stages of 4conv1fc box heads with SyncBN and GIoU loss on decoded
 # boxes. Super-token sizes (16, 8, 2, 1) as in the Mask R-CNN configs.
 #
@@ -16,6 +17,7 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/ms_crop_3x.py',
 ]
 
 custom_imports = dict(imports=['swat_mm'], allow_failed_imports=False)
@@ -62,29 +64,7 @@ model = dict(
     ]))
 del _bbox_head
 
-# The DETR-style augmentation of mmdet's Swin 3x recipe, value by value
-# (mmdet 3.3.0 configs/swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py,
-# also configs/convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-
-# giou_amp-ms-crop-3x_coco.py; Swin's own 3x runs use it): flip, then with
-# probability 1/2 each either a multi-scale resize (short side 480-800,
-# step 32, long side at most 1333) or a resize (short side 400/500/600),
-# a random crop of 384-600 pixels per side, and the multi-scale resize.
-ms_scales = [(s, 1333) for s in range(480, 801, 32)]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomChoice', transforms=[
-        [dict(type='RandomChoiceResize', scales=ms_scales, keep_ratio=True)],
-        [dict(type='RandomChoiceResize',
-              scales=[(400, 1333), (500, 1333), (600, 1333)],
-              keep_ratio=True),
-         dict(type='RandomCrop', crop_type='absolute_range',
-              crop_size=(384, 600), allow_negative_crop=True),
-         dict(type='RandomChoiceResize', scales=ms_scales, keep_ratio=True)],
-    ]),
-    dict(type='PackDetInputs'),
-]
+train_pipeline = {{_base_.ms_crop_3x_train_pipeline}}
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 
 optim_wrapper = dict(
@@ -93,14 +73,8 @@ optim_wrapper = dict(
                    weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
                        custom_keys={'gamma_': dict(decay_mult=0.0)}))
-max_epochs = 36
-train_cfg = dict(max_epochs=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=1000),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
-         milestones=[27, 33], gamma=0.1),
-]
+train_cfg = dict(max_epochs={{_base_.ms_crop_3x_max_epochs}})
+param_scheduler = {{_base_.ms_crop_3x_param_scheduler}}
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 # swat_mm's safety hooks: every rank's random state in each checkpoint
 # (exact --resume) and checkpoints checked against the model before loading
