@@ -224,6 +224,26 @@ def test_a_kill_during_a_save_leaves_the_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_2.pth']
 
 
+def test_last_checkpoint_is_written_atomically(tmp_path):
+    from mmengine.hooks import checkpoint_hook
+    target = tmp_path / 'last_checkpoint'
+    target.write_text('epoch_1.pth')
+    # the call CheckpointHook makes, in its module
+    with checkpoint_hook.open(str(target), 'w') as f:
+        f.write('epoch_2')
+        assert target.read_text() == 'epoch_1.pth'  # nothing written yet
+        f.write('.pth')
+    assert target.read_text() == 'epoch_2.pth'
+    with pytest.raises(KeyboardInterrupt):
+        with checkpoint_hook.open(str(target), 'w') as f:
+            f.write('epoch_3')
+            raise KeyboardInterrupt
+    assert target.read_text() == 'epoch_2.pth'  # an interrupted write: none
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['last_checkpoint']
+    with checkpoint_hook.open(str(target)) as f:  # reading is the builtin's
+        assert f.read() == 'epoch_2.pth'
+
+
 def test_mmengine_saves_checkpoints_atomically(tmp_path):
     from mmengine.fileio import get_file_backend
     from mmengine.runner import save_checkpoint

@@ -356,8 +356,9 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint ``--resume`` without a path continues from.
 
     ``last_checkpoint`` names it, as in mmengine; if that file is missing,
-    empty (mmengine writes it in place, so a kill can empty it) or names a
-    file that is gone or incomplete, the complete ``epoch_*.pth`` /
+    empty (mmengine writes it in place: swat_mm makes that write atomic,
+    but a work directory may come from elsewhere) or names a file that is
+    gone or incomplete, the complete ``epoch_*.pth`` /
     ``iter_*.pth`` with the highest step is taken instead, with a log
     line. ``best_*.pth`` files are never resumed from.
 
