@@ -3,6 +3,7 @@ labelling runs): swat_mm's crop and RandAugment draw bilinear or bicubic
 per image / per operation, and with a fixed interpolation they are
 mmpretrain's transforms exactly."""
 import numpy as np
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import TRANSFORMS
 
 import swat_mm  # noqa: F401  (registers the transforms)
@@ -10,9 +11,16 @@ import swat_mm  # noqa: F401  (registers the transforms)
 IMG = np.random.RandomState(0).randint(0, 255, (50, 70, 3)).astype(np.uint8)
 
 
+def _build(cfg: dict):
+    # whatever default scope an earlier test left (e.g. mmseg's)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return TRANSFORMS.build(cfg)
+
+
 def _run(cfg: dict, seed: int) -> np.ndarray:
+    transform = _build(cfg)
     np.random.seed(seed)
-    return TRANSFORMS.build(cfg)(dict(img=IMG.copy()))['img']
+    return transform(dict(img=IMG.copy()))['img']
 
 
 def test_fixed_interpolation_is_mmpretrains_crop():
@@ -41,7 +49,7 @@ def test_random_crop_interpolation_draws_both():
 
 
 def test_random_randaugment_interpolation_draws_both():
-    aug = TRANSFORMS.build(dict(
+    aug = _build(dict(
         type='swat_mm.RandAugmentAndInterpolation',
         policies=[dict(type='Rotate', magnitude_range=(0, 30))],
         num_policies=1, magnitude_level=9, total_level=10,
@@ -53,12 +61,12 @@ def test_random_randaugment_interpolation_draws_both():
         aug(dict(img=IMG.copy()))
         seen.add(rotate.interpolation)
     assert seen == {'bilinear', 'bicubic'}
-    fixed = TRANSFORMS.build(dict(
+    fixed = _build(dict(
         type='swat_mm.RandAugmentAndInterpolation',
         policies=[dict(type='Rotate', magnitude_range=(0, 30))],
         num_policies=1, magnitude_level=9, total_level=10,
         hparams=dict(pad_val=0, interpolation='bicubic')))
-    plain = TRANSFORMS.build(dict(
+    plain = _build(dict(
         type='RandAugment',
         policies=[dict(type='Rotate', magnitude_range=(0, 30))],
         num_policies=1, magnitude_level=9, total_level=10,
