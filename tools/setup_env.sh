@@ -80,6 +80,8 @@ mkdir -p "$CACHE"
 # Concurrent runs (a test and a demo started together) must not build twice.
 exec 9>"$CACHE/.setup.lock"
 flock 9
+# The lock is ours, so a build folder left here is from a run that was killed.
+rm -rf "$CACHE"/mmcv-build.*
 
 # 1. interpreter -------------------------------------------------------------
 # Checked before anything is created, so a Python that cannot work leaves nothing.
@@ -208,16 +210,41 @@ EOF
 # Builds the mmcv wheel into $WHEEL_DIR; on any failure nothing lands there.
 build_mmcv() {
   local tmp src total log_keep
-  # Our lock is held, so a build dir left here is from a run that was killed.
-  rm -rf "$CACHE"/mmcv-build.*
   tmp=$(mktemp -d "$CACHE/mmcv-build.XXXXXX")
   BUILD_TMP=$tmp
   log_keep=$CACHE/mmcv-build-failed.log
-  "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation -d "$tmp" "mmcv==$MMCV_VERSION" \
-    >"$tmp/build.log" 2>&1 \
+  # Fetched from the index itself, not with `pip download`, which runs the
+  # sdist's setup.py to read its metadata and so fails on Python 3.13 before
+  # the patch below can be applied.
+  "$PY" - "$tmp" "mmcv" "$MMCV_VERSION" <<'PYEOF' >"$tmp/build.log" 2>&1 \
     || { mv "$tmp/build.log" "$log_keep"; rm -rf "$tmp"; die "could not download the mmcv $MMCV_VERSION sdist; the log is $log_keep"; }
+import hashlib, os, re, ssl, subprocess, sys, urllib.parse, urllib.request
+dest, name, version = sys.argv[1:4]
+index = os.environ.get('PIP_INDEX_URL') or subprocess.run(
+    [sys.executable, '-m', 'pip', 'config', 'get', 'global.index-url'],
+    capture_output=True, text=True).stdout.strip() or 'https://pypi.org/simple'
+ctx = ssl.create_default_context(cafile=os.environ.get('PIP_CERT') or None)
+page_url = index.rstrip('/') + '/' + name + '/'
+page = urllib.request.urlopen(page_url, context=ctx, timeout=180).read().decode()
+fname = '%s-%s.tar.gz' % (name, version)
+m = re.search(r'href="([^"#]*/%s)(?:#sha256=([0-9a-f]{64}))?"' % re.escape(fname), page)
+if m is None:
+    sys.exit('%s is not listed at %s' % (fname, page_url))
+url = urllib.parse.urljoin(page_url, m.group(1).replace('&amp;', '&'))
+print('downloading', url)
+data = urllib.request.urlopen(url, context=ctx, timeout=600).read()
+if m.group(2) and hashlib.sha256(data).hexdigest() != m.group(2):
+    sys.exit('the sha256 of %s does not match the index' % url)
+with open(os.path.join(dest, fname), 'wb') as f:
+    f.write(data)
+PYEOF
   tar xzf "$tmp"/mmcv-"$MMCV_VERSION".tar.gz -C "$tmp"
   src=$tmp/mmcv-$MMCV_VERSION
+  # Python 3.13 (PEP 667): exec() in a function no longer writes into what a
+  # later locals() returns, so setup.py's get_version() raises KeyError.
+  sed -i -e "s/exec(compile(f.read(), version_file, 'exec'))/exec(compile(f.read(), version_file, 'exec'), globals())/" \
+    -e "s/return locals()\['__version__'\]/return globals()['__version__']/" "$src/setup.py"
+  grep -q "return globals()\['__version__'\]" "$src/setup.py" || die "could not patch mmcv's setup.py (get_version)"
   if (( TORCH_MINOR >= 214 )); then
     # torch >= 2.14's headers need C++20; mmcv's setup.py asks for C++17.
     sed -i "s/'-std=c++17'/'-std=c++20'/g" "$src/setup.py"
