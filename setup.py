@@ -26,7 +26,7 @@ setup(
     long_description=open(osp.join(osp.dirname(__file__), 'README.md')).read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['swat_mm', 'swat_mm.*']),
-    python_requires='>=3.8',
+    python_requires='>=3.10',  # torch 2.13's wheels start at 3.10
     install_requires=[
         'mmengine==0.10.7',
         'mmpretrain==1.2.0',

@@ -189,7 +189,7 @@ else
   [[ -n "${PIP_CERT:-}" ]] && cert=(--cert "$PIP_CERT")
   say "installing $TORCH_SPEC $TORCHVISION_SPEC (several GB on the first run)"
   "${PIP[@]}" install --isolated "${cert[@]}" -q -c "$CONSTRAINTS" "$TORCH_SPEC" "$TORCHVISION_SPEC" \
-    || die "pip could not install $TORCH_SPEC $TORCHVISION_SPEC"
+    || die "pip could not install $TORCH_SPEC $TORCHVISION_SPEC (above); if pip's own configuration caps torch (as some managed machines do), SWAT_MM_TORCH=2.13.0 picks the older pair"
   torch_ok || die "torch/torchvision installed but torchvision.ops.nms does not run"
   step_end "torch + torchvision" "installed $TORCH_SPEC $TORCHVISION_SPEC (download + install)"
 fi
@@ -304,7 +304,7 @@ print(torch.__version__.replace('+', '_'), 'cuda' if torch.cuda.is_available() e
     "$PY" -c "
 import os, sys, torch.utils.cpp_extension as e
 sys.exit(not all(os.path.exists(os.path.join(d, 'torch', 'extension.h')) for d in e.include_paths()[:1]))" >/dev/null 2>&1 \
-      || die "torch's C++ headers (torch/extension.h) are missing from $PY's torch, so mmcv's ops cannot compile; fix: reinstall a full torch wheel (torch==2.13.0)"
+      || die "torch's C++ headers (torch/extension.h) are missing from $PY's torch, so mmcv's ops cannot compile; fix: reinstall a full torch wheel (torch==${TORCH_TAG%%_*}, not a stripped build)"
     build_mmcv
     wheel=$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-"$PYTAG"-*.whl | head -n 1)
     what="compiled from the sdist into $wheel"
