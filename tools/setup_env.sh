@@ -8,7 +8,8 @@
 #      made with the first python3 on PATH, or the existing interpreter named by
 #      $SWAT_MM_PYTHON (a user's own env: its working torch/torchvision/mmcv are
 #      kept);
-#   2. torch + torchvision ($SWAT_MM_TORCH picks the pair), unless a working
+#   2. torch 2.15.0 + torchvision 0.29.2 (2.13.0 + 0.28.0 on Python 3.10;
+#      $SWAT_MM_TORCH=2.13.0 picks that pair anywhere), unless a working
 #      pair is there;
 #   3. mmcv 2.1.0 with its compiled ops, built once from the PyPI sdist into
 #      $SWAT_MM_CACHE/wheels/<torch>-<ops> (about 20 minutes on 2 cores) and
@@ -31,7 +32,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # whose wheels exist for the interpreter is the default (README: "Python and torch").
 declare -A TORCHVISION_FOR=([2.15.0]=0.29.2 [2.13.0]=0.28.0)
 declare -A TORCH_PYTHONS=([2.15.0]="3.11 3.12 3.13" [2.13.0]="3.10 3.11 3.12 3.13")
-TORCH_ORDER=(2.13.0 2.15.0)
+TORCH_ORDER=(2.15.0 2.13.0)
 # Python versions measured from nothing (venv, torch, mmcv compile, test suite).
 TESTED_PYTHONS="3.10 3.11 3.12 3.13"
 MMCV_VERSION="2.1.0"
