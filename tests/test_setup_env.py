@@ -73,12 +73,35 @@ def fresh(tmp_path_factory):
                                   if osp.realpath(d) != osp.realpath(osp.dirname(sys.executable))])
     for k in ('SWAT_MM_PYTHON', 'VIRTUAL_ENV', 'PYTHONPATH', 'SWAT_MM_UNTESTED_PYTHON'):
         env.pop(k, None)
-    env.update(SWAT_MM_CACHE=str(root / 'cache'), SWAT_MM_VENV=str(root / 'venv'),
-               SWAT_MM_TORCH=torch.__version__.split('+')[0])
+    env.update(SWAT_MM_CACHE=str(root / 'cache'), SWAT_MM_VENV=str(root / 'venv'))
+    main_torch = torch.__version__.split('+')[0]
+    if main_torch == _default_torch():
+        env['SWAT_MM_TORCH'] = main_torch
+    else:
+        # The suite's env runs an older pair (a machine whose pip config caps
+        # torch, as this workplace's do): the fresh venv gets there the way
+        # a newcomer on such a machine does, through a global pip config
+        # that refuses the default pair (read by pip even with --isolated).
+        xdg = root / 'xdg'
+        (xdg / 'pip').mkdir(parents=True)
+        cap = root / 'torch-cap.txt'
+        cap.write_text(f'torch<{_default_torch()}\n')
+        (xdg / 'pip' / 'pip.conf').write_text(f'[global]\nconstraint = {cap}\n')
+        env['XDG_CONFIG_DIRS'] = os.pathsep.join(
+            [str(xdg), env.get('XDG_CONFIG_DIRS') or '/etc/xdg'])
     yield dict(root=root, env=env, cache=root / 'cache', venv=root / 'venv',
                wheel_src=cached[0], wheel_dir=root / 'cache' / 'wheels' / wheel_dir,
                py=str(root / 'venv' / 'bin' / 'python'))
     shutil.rmtree(root, ignore_errors=True)  # several GB
+
+
+def _default_torch() -> str:
+    """The first pair of setup_env.sh's TORCH_ORDER."""
+    with open(SETUP) as f:
+        for line in f:
+            if line.startswith('TORCH_ORDER=('):
+                return line.split('(')[1].split()[0]
+    raise AssertionError('TORCH_ORDER not found in ' + SETUP)
 
 
 def _run(fresh, timeout=3600, **extra) -> subprocess.CompletedProcess:
@@ -104,6 +127,10 @@ def test_failed_build_leaves_no_wheel_and_preconditions_hold(fresh):
     assert 'building mmcv failed' in res.stderr, res.stderr[-3000:]
     assert 'pkg_resources is not importable' not in res.stderr
     assert 'creating the virtual environment' in res.stderr
+    if 'SWAT_MM_TORCH' not in fresh['env']:
+        # the capped default pair gives way to the suite's own
+        assert f"refuses torch=={_default_torch()}" in res.stderr, res.stderr[-3000:]
+        assert f"installing torch=={torch.__version__.split('+')[0]}" in res.stderr
     # The regression this guards: torch's setuptools>=77 must not have moved
     # setuptools past pkg_resources in a new venv (Python <= 3.11 venvs start
     # with setuptools 65, which has it).

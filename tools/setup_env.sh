@@ -170,29 +170,52 @@ else
     say "torch $("$PY" -c 'import torch; print(torch.__version__)') is there but torchvision is missing or cannot run against it"
     [[ -z "${SWAT_MM_PYTHON:-}" ]] || die "fix torch/torchvision in $PY yourself (a matching pair such as torch==2.13.0 torchvision==0.28.0), or unset SWAT_MM_PYTHON to let this script make its own environment"
   fi
-  TORCH=${SWAT_MM_TORCH:-}
-  if [[ -z "$TORCH" ]]; then
+  # Candidates, newest first: the user's choice alone, or every pair with wheels
+  # for this Python. A pair that pip's own configuration refuses (a managed
+  # machine's constraints file capping torch) gives way to the next one, said
+  # and reported; any other pip failure stops here.
+  if [[ -n "${SWAT_MM_TORCH:-}" ]]; then
+    CANDIDATES=("$SWAT_MM_TORCH")
+    [[ -n "${TORCHVISION_FOR[$SWAT_MM_TORCH]:-}" ]] \
+      || die "SWAT_MM_TORCH=$SWAT_MM_TORCH is not a pair this script knows; use one of: ${TORCH_ORDER[*]}"
+    case " ${TORCH_PYTHONS[$SWAT_MM_TORCH]} " in
+      *" $PYV "*) ;;
+      *) die "torch $SWAT_MM_TORCH is not installed here with Python $PYV (it goes with Python ${TORCH_PYTHONS[$SWAT_MM_TORCH]// /, }); unset SWAT_MM_TORCH or pick another pair" ;;
+    esac
+  else
+    CANDIDATES=()
     for t in "${TORCH_ORDER[@]}"; do
-      case " ${TORCH_PYTHONS[$t]} " in *" $PYV "*) TORCH=$t; break ;; esac
+      case " ${TORCH_PYTHONS[$t]} " in *" $PYV "*) CANDIDATES+=("$t") ;; esac
     done
   fi
-  [[ -n "${TORCHVISION_FOR[$TORCH]:-}" ]] \
-    || die "SWAT_MM_TORCH=$TORCH is not a pair this script knows; use one of: ${!TORCHVISION_FOR[*]}"
-  case " ${TORCH_PYTHONS[$TORCH]} " in
-    *" $PYV "*) ;;
-    *) die "torch $TORCH is not installed here with Python $PYV (it goes with Python ${TORCH_PYTHONS[$TORCH]// /, }); unset SWAT_MM_TORCH or pick another pair" ;;
-  esac
-  TORCH_SPEC="torch==$TORCH"
-  TORCHVISION_SPEC="torchvision==${TORCHVISION_FOR[$TORCH]}"
   # --isolated: a find-links folder holding a CPU-only torch wheel must not be
   # picked, since no CPU torchvision build matches it.
   cert=()
   [[ -n "${PIP_CERT:-}" ]] && cert=(--cert "$PIP_CERT")
-  say "installing $TORCH_SPEC $TORCHVISION_SPEC (several GB on the first run)"
-  "${PIP[@]}" install --isolated "${cert[@]}" -q -c "$CONSTRAINTS" "$TORCH_SPEC" "$TORCHVISION_SPEC" \
-    || die "pip could not install $TORCH_SPEC $TORCHVISION_SPEC (above); if pip's own configuration caps torch (as some managed machines do), SWAT_MM_TORCH=2.13.0 picks the older pair"
+  TORCH= REFUSED=
+  for i in "${!CANDIDATES[@]}"; do
+    t=${CANDIDATES[$i]}
+    TORCH_SPEC="torch==$t"
+    TORCHVISION_SPEC="torchvision==${TORCHVISION_FOR[$t]}"
+    say "installing $TORCH_SPEC $TORCHVISION_SPEC (several GB on the first run)"
+    if "${PIP[@]}" install --isolated "${cert[@]}" -q -c "$CONSTRAINTS" "$TORCH_SPEC" "$TORCHVISION_SPEC"; then
+      TORCH=$t
+      break
+    fi
+    # -q hides the cause; a dry run of the pin alone names a configured cap
+    # ("The user requested (constraint) torch<=...") without downloading.
+    cap=$("${PIP[@]}" install --isolated "${cert[@]}" --dry-run --no-deps -c "$CONSTRAINTS" "$TORCH_SPEC" 2>&1 \
+            | grep -o "(constraint) torch[^ ]*" | head -1 | sed 's/(constraint) //' || true)
+    [[ -n "$cap" ]] || die "pip could not install $TORCH_SPEC $TORCHVISION_SPEC (above)"
+    REFUSED="$REFUSED torch $t refused by pip's configuration (constraint $cap);"
+    if (( i + 1 < ${#CANDIDATES[@]} )); then
+      say "pip's configuration on this machine refuses $TORCH_SPEC (constraint $cap); trying the next pair, torch ${CANDIDATES[$((i + 1))]}"
+      continue
+    fi
+    die "pip's configuration on this machine refuses $TORCH_SPEC (constraint $cap) and no other pair is left: lift the cap (\`$PY -m pip config debug\` shows which file sets it) or pick a pair it allows with SWAT_MM_TORCH (${TORCH_ORDER[*]})"
+  done
   torch_ok || die "torch/torchvision installed but torchvision.ops.nms does not run"
-  step_end "torch + torchvision" "installed $TORCH_SPEC $TORCHVISION_SPEC (download + install)"
+  step_end "torch + torchvision" "${REFUSED:+$REFUSED }installed $TORCH_SPEC $TORCHVISION_SPEC (download + install)"
 fi
 # torch's own requirement must not have moved setuptools past pkg_resources.
 "$PY" -c "import pkg_resources" >/dev/null 2>&1 \
