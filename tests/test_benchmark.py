@@ -389,31 +389,35 @@ def test_cli_config_training_with_generic_paths(tmp_path):
     assert 4 * weights_mb < row['tensor_peak_mb'] < row['peak_mem_mb']
 
 
-def test_cpu_fast_paths_switch():
-    """With the CPU-only fast paths off, the plain operators run (no
-    oneDNN, no skipped samples, no folded norm) and give the same outputs
-    and gradients, for the same stochastic-depth draws."""
-    from swat_mm.models.layers.fast_paths import cpu_fast_paths
+def test_fast_layers_switch():
+    """Built with the fast layers off, a model runs the reference
+    formulations (no oneDNN, F.unfold/F.fold neighbourhoods) and gives the
+    same outputs and gradients, for the same stochastic-depth draws; the
+    choice is made when the model is built and kept."""
+    from swat_mm.models.layers.config import fast_layers, use_fast_layers
     from swat_mm.models.layers.onednn import onednn_ok
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert onednn_ok(x)
-        with cpu_fast_paths(False):
-            assert not onednn_ok(x)
+        with fast_layers(False):
+            assert not onednn_ok(x) and not use_fast_layers()
         assert onednn_ok(x)
 
     torch.manual_seed(0)
     first = STViT(arch=TINY, drop_path_rate=0.5, out_indices=(0, 1, 2, 3))
     results = []
     for enabled in (True, False):
-        # a copy each: training updates the norms' running statistics
-        model = copy.deepcopy(first)
+        with fast_layers(enabled):
+            model = STViT(arch=TINY, drop_path_rate=0.5,
+                          out_indices=(0, 1, 2, 3))
+        model.load_state_dict(first.state_dict())
+        assert {m.attn.fast for m in model.modules()
+                if hasattr(m, 'attn')} == {enabled}
         torch.manual_seed(1)
-        with cpu_fast_paths(enabled):
-            outs = model.train()(x)
-            sum((o * o).mean() for o in outs).backward()
-            with torch.no_grad():
-                evals = model.eval()(x)
+        outs = model.train()(x)
+        sum((o * o).mean() for o in outs).backward()
+        with torch.no_grad():
+            evals = model.eval()(x)
         results.append(([o.detach() for o in outs + evals],
                         [p.grad.clone() for p in model.parameters()]))
     (out_a, grad_a), (out_b, grad_b) = results

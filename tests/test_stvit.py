@@ -332,27 +332,36 @@ def _assert_close(a, b, name):
         (name, (a - b).abs().max().item(), scale.item())
 
 
+@pytest.mark.parametrize('fast', [True, False])
 @pytest.mark.parametrize('stoken_size, n_iter, layer_scale, size', [
     ((4, 4), 1, False, (16, 16)),
     ((2, 3), 2, True, (9, 10)),   # padding on both sides, two iterations
     ((1, 1), 1, True, (5, 6)),    # global attention
 ])
 def test_block_matches_official_formulation_with_gradients(
-        stoken_size, n_iter, layer_scale, size):
+        stoken_size, n_iter, layer_scale, size, fast):
     """A training-mode block (channels-last, PointwiseConv GEMMs, fused
-    residual conv, gather/scatter of super tokens, SDPA, addcmul residual
-    with drop path and layer scale) gives the official outputs and
-    gradients (input and every parameter) for the same drop-path draws."""
+    residual conv, gather/scatter of super tokens in either formulation,
+    SDPA) gives the official outputs and gradients (input and every
+    parameter) for the same drop-path draws; forward hooks on the branches
+    see the branch outputs alone."""
     from swat_mm.models.backbones.stvit import StokenAttentionLayer
+    from swat_mm.models.layers.config import fast_layers
     torch.manual_seed(0)
-    blk = StokenAttentionLayer(32, stoken_size, n_iter=n_iter, num_heads=2,
-                               qkv_bias=True, drop_path=0.5,
-                               layer_scale=layer_scale,
-                               layer_scale_init_value=0.5)
+    with fast_layers(fast):
+        blk = StokenAttentionLayer(32, stoken_size, n_iter=n_iter,
+                                   num_heads=2, qkv_bias=True, drop_path=0.5,
+                                   layer_scale=layer_scale,
+                                   layer_scale_init_value=0.5)
+    assert blk.attn.fast is fast
     for p in blk.parameters():  # away from the trivial init values
         nn.init.normal_(p, std=0.3)
     blk.train()
     ref_blk = copy.deepcopy(blk)  # own BatchNorm running statistics
+    seen = {}
+    for name in ('attn', 'mlp2'):
+        getattr(blk, name).register_forward_hook(
+            lambda m, i, o, name=name: seen.__setitem__(name, o.detach()))
     x = torch.randn(4, 32, *size)
     ours = _outputs_and_grads(
         lambda t: blk(t.contiguous(memory_format=torch.channels_last)),
@@ -363,25 +372,11 @@ def test_block_matches_official_formulation_with_gradients(
     assert ours[2].keys() == ref[2].keys()
     for name in ref[2]:
         _assert_close(ours[2][name], ref[2][name], name)
-
-
-@pytest.mark.parametrize('cin, cout', [(16, 48), (48, 16)])
-def test_pointwise_conv_training_gradients(cin, cout):
-    """The oneDNN linear's backward (both orientations of the weight
-    gradient product) gives nn.Conv2d's gradients."""
-    from swat_mm.models.backbones.stvit import PointwiseConv
-    torch.manual_seed(0)
-    conv = PointwiseConv(cin, cout)
-    x = torch.randn(2, cin, 48, 50)  # 4800 rows: the long-input case
-    ours = _outputs_and_grads(
-        lambda t: conv(t.contiguous(memory_format=torch.channels_last),
-                       gelu=True), conv, x)
-    ref = _outputs_and_grads(
-        lambda t: F.gelu(F.conv2d(t, conv.weight, conv.bias)), conv, x)
-    for a, b, name in zip(ours[:2], ref[:2], ('output', 'input grad')):
-        _assert_close(a, b, name)
-    for name in ref[2]:
-        _assert_close(ours[2][name], ref[2][name], name)
+    # the hooks saw the branches, not the residual sums
+    with torch.no_grad():
+        y = blk.pos_embed(x)
+        _assert_close(seen['attn'], blk.attn(blk.norm1(y)), 'attn hook')
+    assert seen['mlp2'].shape == x.shape
 
 
 @pytest.mark.parametrize('kernel_size', [3, 5])
@@ -407,171 +402,60 @@ def test_res_dwconv_is_x_plus_conv(kernel_size, channels_last):
         ResDWConv(6, 4)
 
 
-def test_neighbour_gather_scatter_are_unfold_fold_with_exact_gradients():
-    """The 3x3 gather/scatter autograd functions equal F.unfold / F.fold
-    and pass gradcheck (float64), each being the other's backward."""
-    from swat_mm.models.backbones.stvit import _Gather3x3, _Scatter3x3
+def test_neighbourhood_formulations_agree_with_exact_gradients():
+    """The fast 3x3 gather/scatter (shifted windows) equal the reference
+    F.unfold / F.fold ones, and their autograd functions pass gradcheck
+    (float64), each being the other's backward."""
+    from swat_mm.models.layers.neighbours import (fold3x3, gather3x3,
+                                                  scatter3x3, unfold3x3)
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
-    ref = F.unfold(x.permute(0, 3, 1, 2), 3, padding=1) \
-        .reshape(2, 5, 9, 12).permute(0, 3, 2, 1)
-    assert torch.equal(_Gather3x3.apply(x), ref)
-    v = torch.randn(2, 12, 9, 5, dtype=torch.float64, requires_grad=True)
-    ref = F.fold(v.permute(0, 3, 2, 1).reshape(2, 45, 12), (3, 4), 3,
-                 padding=1).permute(0, 2, 3, 1)
-    assert torch.allclose(_Scatter3x3.apply(v, 3, 4), ref, atol=1e-12)
-    assert torch.autograd.gradcheck(_Gather3x3.apply, (x, ))
-    assert torch.autograd.gradgradcheck(_Gather3x3.apply, (x, ))
-    assert torch.autograd.gradcheck(
-        lambda t: _Scatter3x3.apply(t, 3, 4), (v, ))
-
-
-def test_inference_in_chunks_of_images_gives_the_same_outputs():
-    """Inference runs the early stages a few images at a time (cache
-    blocking); the outputs are those of the whole batch at once."""
-    torch.manual_seed(0)
-    model = STViT(arch=TINY, out_indices=(0, 1, 2, 3)).eval()
-    x = torch.randn(3, 3, 40, 48)
+    x = torch.randn(2, 5, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(gather3x3(x), unfold3x3(x))
     with torch.no_grad():
-        model._CHUNK_BYTES = 1 << 40
-        assert model._inference_chunks(x) == [None] * 4
-        whole = model(x)
-        model._CHUNK_BYTES = 1
-        assert model._inference_chunks(x) == [1] * 4
-        chunked = model(x)
-        model._CHUNK_BYTES = 10 * 12 * 64 * 4 * 2  # 2 images in stage 0
-        assert model._inference_chunks(x)[:2] == [2, None]
-        mixed = model(x)
-    for a, b, c in zip(whole, chunked, mixed):
-        assert a.shape == b.shape and a.is_contiguous()
-        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
-        assert torch.allclose(a, c, rtol=1e-5, atol=1e-6)
-    # with autograd, or in training, the batch is never split
-    assert model._inference_chunks(x.requires_grad_()) == [None] * 4
+        assert torch.equal(gather3x3(x), unfold3x3(x))
+    v = torch.randn(2, 12, 9, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(scatter3x3(v, (3, 4)), fold3x3(v, (3, 4)),
+                          atol=1e-12)
+    assert torch.autograd.gradcheck(gather3x3, (x, ))
+    assert torch.autograd.gradgradcheck(gather3x3, (x, ))
+    assert torch.autograd.gradcheck(lambda t: scatter3x3(t, (3, 4)), (v, ))
 
 
 def test_inference_mlp_in_bands_of_rows_gives_the_same_outputs():
-    """CPU inference on a large map runs the conv-MLP in bands of rows
-    (each with the halo rows its 3x3 conv needs); the MLP's output and the
-    whole backbone's equal the unbanded ones, first and last bands (zero
+    """Inference on a large map runs the conv-MLP in bands of rows (each
+    with the halo rows its 3x3 conv needs); the MLP's output and the whole
+    backbone's equal the unbanded ones, first and last bands (zero
     padding) included, for several band heights and batch sizes."""
     from swat_mm.models.backbones.stvit import ConvMlp
     torch.manual_seed(0)
-    mlp = ConvMlp(8, 32).eval()
-    for p in mlp.parameters():
+    whole_mlp = ConvMlp(8, 32).eval()
+    for p in whole_mlp.parameters():
         nn.init.normal_(p, std=0.3)
-    try:
-        for batch, h, w in ((1, 50, 7), (2, 37, 9), (1, 17, 3)):
-            x = torch.randn(batch, 8, h, w).contiguous(
-                memory_format=torch.channels_last)
-            with torch.no_grad():
-                ConvMlp.band_bytes = None
-                assert mlp._band_rows(x) == 0
-                whole = mlp(x)
-                ConvMlp.band_bytes = 1  # the 16-row minimum
-                assert mlp._band_rows(x) == 16
-                banded = mlp(x)
-            assert banded.is_contiguous(memory_format=torch.channels_last)
-            assert torch.allclose(banded, whole, rtol=1e-6, atol=1e-6)
-            # training, or autograd, never bands
-            assert mlp._band_rows(x.requires_grad_()) == 0
-            with torch.no_grad():
-                assert mlp.train()._band_rows(x) == 0
-            mlp.eval()
-        model = STViT(arch=TINY, out_indices=(0, 1, 2, 3)).eval()
-        x = torch.randn(1, 3, 160, 96)  # stage 1: 40 x 24, three bands
+    mlp = copy.deepcopy(whole_mlp)
+    mlp.band_bytes = 1  # the 16-row minimum
+    for batch, h, w in ((1, 50, 7), (2, 37, 9), (1, 17, 3)):
+        x = torch.randn(batch, 8, h, w).contiguous(
+            memory_format=torch.channels_last)
         with torch.no_grad():
-            ConvMlp.band_bytes = None
-            whole = model(x)
-            ConvMlp.band_bytes = 1
-            banded = model(x)
-        for a, b in zip(banded, whole):
-            assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
-    finally:
-        ConvMlp.band_bytes = 16 << 20
-
-
-def test_stem_fused_conv_gelu_in_inference():
-    """Inference runs each stem convolution with its GELU fused (oneDNN on
-    CPU); same maps as the module sequence."""
+            assert whole_mlp._band_rows(x) == 0
+            assert mlp._band_rows(x) == 16
+            banded, whole = mlp(x), whole_mlp(x)
+        assert banded.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(banded, whole, rtol=1e-6, atol=1e-6)
+        # training, or autograd, never bands
+        assert mlp._band_rows(x.requires_grad_()) == 0
+        with torch.no_grad():
+            assert mlp.train()._band_rows(x) == 0
+        mlp.eval()
     torch.manual_seed(0)
-    model = STViT(arch=TINY).eval()
-    for m in model.patch_embed.modules():  # non-trivial statistics
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_()
-            m.running_var.uniform_(0.5, 2)
-    x = torch.randn(2, 3, 37, 42).contiguous(memory_format=torch.channels_last)
+    model = STViT(arch=TINY, out_indices=(0, 1, 2, 3),
+                  mlp_band_bytes=None).eval()
+    torch.manual_seed(0)
+    banded_model = STViT(arch=TINY, out_indices=(0, 1, 2, 3),
+                         mlp_band_bytes=1).eval()
+    x = torch.randn(1, 3, 160, 96)  # stage 1: 40 x 24, three bands
     with torch.no_grad():
-        fused = model.patch_embed(x)
-        plain = model.patch_embed.proj(x)
-    assert fused.shape == plain.shape == (2, 16, 10, 11)
-    assert torch.allclose(fused, plain, rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize('layer_scale', [False, True])
-@pytest.mark.parametrize('fold', [False, True])
-def test_dropped_samples_skip_the_branch(layer_scale, fold, monkeypatch):
-    """In training on CPU the attention and MLP branches run on the samples
-    the drop path keeps only (the draws made before the branch are those
-    of the plain formulation, which draws after it), with the outputs and
-    gradients of the official formulation; with and without the batch norm
-    folded into the MLP's fc1 (``swat_mm.models.layers.bn_linear``)."""
-    from swat_mm.models.backbones import stvit
-    from swat_mm.models.backbones.stvit import StokenAttentionLayer
-    from swat_mm.models.layers import bn_linear
-    monkeypatch.setattr(bn_linear, 'MIN_MAP_OVER_WEIGHT', 0 if fold else 1e9)
-    folded = []
-    real = stvit.batch_norm_linear
-    monkeypatch.setattr(stvit, 'batch_norm_linear',
-                        lambda *a: folded.append(1) or real(*a))
-    torch.manual_seed(0)
-    blk = StokenAttentionLayer(16, (2, 2), num_heads=2, qkv_bias=True,
-                               drop_path=0.5, layer_scale=layer_scale,
-                               layer_scale_init_value=0.5)
-    for p in blk.parameters():
-        nn.init.normal_(p, std=0.3)
-    blk.train()
-    ref_blk = copy.deepcopy(blk)
-    seen = {}
-    blk.attn.register_forward_hook(
-        lambda m, i, o: seen.__setitem__('attn', i[0].shape[0]))
-    # on the MLP's depth-wise conv: in CPU training the batch norm is
-    # folded into fc1 and ``mlp2.forward`` itself is not called
-    blk.mlp2.conv.register_forward_hook(
-        lambda m, i, o: seen.__setitem__('mlp', i[0].shape[0]))
-    x = torch.randn(6, 16, 8, 8)
-    seed = 1
-    torch.manual_seed(seed)
-    draws = [int((0.5 + torch.rand(6)).floor().sum()) for _ in range(2)]
-    assert all(0 < k < 6 for k in draws), draws  # the seed drops some
-    ours = _outputs_and_grads(
-        lambda t: blk(t.contiguous(memory_format=torch.channels_last)),
-        blk, x, seed=seed)
-    assert (seen['attn'], seen['mlp']) == tuple(draws)
-    assert bool(folded) == fold
-    assert ours[0].is_contiguous(memory_format=torch.channels_last)
-    ref = _outputs_and_grads(lambda t: _ref_block(ref_blk, t), ref_blk, x,
-                             seed=seed)
-    for a, b, name in zip(ours[:2], ref[:2], ('output', 'input grad')):
-        _assert_close(a, b, name)
-    for name in ref[2]:
-        _assert_close(ours[2][name], ref[2][name], name)
-
-
-def test_drop_path_skip_needs_a_deterministic_branch_and_keeps_grads():
-    """With dropout inside the branch every sample runs it (the draw order
-    matters then); with every sample dropped the branch still runs (times
-    zero) so that each parameter gets a gradient."""
-    from swat_mm.models.backbones.stvit import StokenAttentionLayer
-    torch.manual_seed(0)
-    x = torch.randn(4, 16, 8, 8).contiguous(
-        memory_format=torch.channels_last)
-    for kwargs, batch in ((dict(drop=0.1, drop_path=0.5), 4),
-                          (dict(drop_path=1 - 1e-7), 4)):
-        blk = StokenAttentionLayer(16, (2, 2), num_heads=2, **kwargs).train()
-        seen = []
-        blk.mlp2.conv.register_forward_hook(
-            lambda m, i, o: seen.append(i[0].shape[0]))
-        blk(x).sum().backward()
-        assert seen == [batch]
-        assert all(p.grad is not None for p in blk.parameters())
+        for a, b in zip(banded_model(x), model(x)):
+            assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match='mlp_band_bytes must be a positive'):
+        STViT(arch=TINY, mlp_band_bytes=0)

@@ -23,10 +23,10 @@ tools/analysis_tools/benchmark.py`` is the command-line front end):
   interpreter, torch and the weights). Every measurement that reports a
   peak runs in a fresh subprocess, so that the peak is that model's own.
   ``tensor_memory=True`` adds, on CPU, the peak of live tensor bytes (what
-  CUDA's allocator peak counts; :func:`cpu_tensor_peak_mb`), and
-  ``generic_paths=True`` turns the CPU-only fast paths off, so that the
-  CPU runs and keeps what a GPU would: together an estimate of a GPU's
-  training memory without a GPU.
+  CUDA's allocator peak counts; :func:`cpu_tensor_peak_mb`): the layers
+  are the same on every device, so it estimates a GPU's training memory
+  without a GPU. ``generic_paths=True`` builds the model with the reference
+  formulation of every layer (``swat_mm.models.layers.config``).
 * comparison with the official implementation (``official=PATH`` to a clone
   of the authors' repository, imported at run time, nothing of it copied):
   the official model is built with the same hyper-parameters and given our
@@ -725,9 +725,9 @@ def cpu_tensor_peak_mb(step: Callable[[], None]) -> float:
     tensors alive before it (:func:`live_tensor_mb`) plus the largest excess
     of the CPU allocator's allocations over its frees during the step, from
     the profiler's memory events. This is what ``max_memory_allocated``
-    counts on CUDA; with the CPU-only fast paths off (``generic_paths``) the
-    same code path runs, so it estimates a GPU's peak (CUDA's workspaces,
-    context and caching allocator come on top there)."""
+    counts on CUDA; the training step runs the same layers there, so it
+    estimates a GPU's peak (CUDA's workspaces, context and caching
+    allocator come on top there)."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
     gc.collect()
@@ -752,8 +752,8 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     Returns ``dict(rows=[...], gemm_gflops=...)``: one row (see
     :data:`COLUMNS`) per implementation.
     """
-    from swat_mm.models.layers.fast_paths import cpu_fast_paths
-    with cpu_fast_paths(not job.get('generic_paths')):
+    from swat_mm.models.layers.config import fast_layers
+    with fast_layers(not job.get('generic_paths')):
         return _run_job(job)
 
 
@@ -970,8 +970,8 @@ def make_job(model: Optional[str] = None, config: Optional[str] = None,
     ``dict(with_cp=True)``; for a config, to its ``model.backbone``);
     ``impls`` is ``('ours',)``, ``('official',)`` or both (then
     compared); ``count_flops`` adds the achieved arithmetic rate, ``gemm``
-    the machine's GEMM rate. ``generic_paths`` turns the
-    CPU-only fast paths off (the code path a GPU runs), ``tensor_memory``
+    the machine's GEMM rate. ``generic_paths`` builds the
+    reference formulation of every layer, ``tensor_memory``
     adds the peak of live tensor bytes on the CPU from one more, profiled
     step (:func:`cpu_tensor_peak_mb`; CUDA always reports its allocator
     peak). A config in ``train``/``fwdbwd`` mode runs its own training step

@@ -20,8 +20,9 @@ process; the speed-up is official time / our time. ``--sweep`` runs 224 to
 A config in ``--mode train`` runs its own training step (``train_step``
 with its ``optim_wrapper``, on a synthetic annotated batch at its training
 size and images per GPU unless ``--shape``/``--batch`` say otherwise);
-``--generic-paths --tensor-memory`` on a CPU estimates the tensor memory
-that step needs on a GPU.
+``--tensor-memory`` on a CPU estimates the tensor memory that step needs
+on a GPU; ``--generic-paths`` builds the reference formulation of every
+layer.
 See ``swat_mm.apis.benchmark`` for the details; ``--list`` shows the table.
 """
 import argparse
@@ -83,9 +84,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='clone of the official repository to compare '
                         'with')
     parser.add_argument('--generic-paths', action='store_true',
-                        help='turn the CPU-only fast paths off: the code '
-                        'path a GPU runs (with --tensor-memory, an estimate '
-                        'of a GPU\'s memory)')
+                        help='build the reference formulation of every '
+                        'layer (SWAT_MM_FAST_LAYERS=0) instead of the fast '
+                        'ones')
     parser.add_argument('--tensor-memory', action='store_true',
                         help='CPU: also the peak of live tensor bytes, from '
                         'one more, profiled step (what CUDA\'s allocator '

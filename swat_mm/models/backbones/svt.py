@@ -70,7 +70,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from swat_mm.registry import MODELS
-from ..layers.drop_path import DropPath, add_branch, has_dropout
+from ..layers.drop_path import DropPath
 from ..layers.mix_token import MixBox, mix_tokens
 from ..layers.onednn import conv2d_gelu, linear
 from ..layers.spectral import SpectralChannelMixing
@@ -179,13 +179,8 @@ class Block(nn.Module):
             else nn.Identity()
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        x = add_branch(x, x, lambda t: self.attn(self.norm1(t), H, W),
-                       self.drop_path, per_sample=self._per_sample)
-        return add_branch(x, x, lambda t: self.mlp(self.norm2(t), H, W),
-                          self.drop_path, per_sample=self._per_sample)
-
-    def _per_sample(self) -> bool:
-        return not has_dropout(self.attn, self.mlp)
+        x = x + self.drop_path(self.attn(self.norm1(x), H, W))
+        return x + self.drop_path(self.mlp(self.norm2(x), H, W))
 
 
 class Stem(nn.Module):

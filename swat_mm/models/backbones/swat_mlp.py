@@ -44,7 +44,7 @@ from swat_mm.registry import MODELS
 from ..layers import (SWATConvMlp, SWATTokenConvMlp, SWATTokenizer,
                       map_to_tokens, subpatches_to_tokens, tokens_to_map,
                       tokens_to_subpatches)
-from ..layers.drop_path import DropPath, add_branch, has_dropout
+from ..layers.drop_path import DropPath
 from .base import (IntPair, StagedBackboneMixin, check_input, check_odd,
                    check_token_layout, freeze, init_official, parse_arch)
 from .base import pair as _pair
@@ -110,15 +110,9 @@ class SWATMixerBlock(nn.Module):
     def forward(self, x: torch.Tensor,
                 hw_shape: Tuple[int, int]) -> torch.Tensor:
         """(B, N, C) tokens on an (Hg, Wg) grid -> (B, N, C)."""
-        x = add_branch(x, x, lambda t: self.mlp_tokens(self.norm1(t)),
-                       self.drop_path, per_sample=self._per_sample)
-        return add_branch(
-            x, x, lambda t: map_to_tokens(
-                self.mlp_channels(tokens_to_map(self.norm2(t), hw_shape))),
-            self.drop_path, per_sample=self._per_sample)
-
-    def _per_sample(self) -> bool:
-        return not has_dropout(self.mlp_tokens, self.mlp_channels)
+        x = x + self.drop_path(self.mlp_tokens(self.norm1(x)))
+        return x + self.drop_path(map_to_tokens(
+            self.mlp_channels(tokens_to_map(self.norm2(x), hw_shape))))
 
 
 class SWATResMLPBlock(nn.Module):
@@ -164,16 +158,9 @@ class SWATResMLPBlock(nn.Module):
     def forward(self, x: torch.Tensor,
                 hw_shape: Tuple[int, int]) -> torch.Tensor:
         """(B, N, C) tokens on an (Hg, Wg) grid -> (B, N, C)."""
-        # the layer scales ride on the residual's per-sample factor
-        x = add_branch(x, x, self._token_branch, self.drop_path, self.ls1,
-                       per_sample=self._per_sample)
-        return add_branch(
-            x, x, lambda t: map_to_tokens(
-                self.mlp_channels(tokens_to_map(self.norm2(t), hw_shape))),
-            self.drop_path, self.ls2, per_sample=self._per_sample)
-
-    def _per_sample(self) -> bool:
-        return not has_dropout(self.mlp_channels)
+        x = x + self.drop_path(self.ls1 * self._token_branch(x))
+        return x + self.drop_path(self.ls2 * map_to_tokens(
+            self.mlp_channels(tokens_to_map(self.norm2(x), hw_shape))))
 
     def _token_branch(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, C) -> (B, N, C): Affine and the two token convs over each

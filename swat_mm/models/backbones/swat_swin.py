@@ -85,7 +85,7 @@ from mmengine.model import BaseModule
 
 from swat_mm.registry import MODELS
 from ..layers import SWATAttention, SWATConvMlp, SWATTokenizer
-from ..layers.drop_path import DropPath, add_branch, has_dropout
+from ..layers.drop_path import DropPath
 from .base import (StagedBackboneMixin, check_input, freeze, init_official,
                    parse_arch)
 
@@ -310,15 +310,9 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B, H, W, C), any H and W."""
-        x = add_branch(x, x, self._attn_branch, self.drop_path,
-                       per_sample=self._per_sample)
-        return add_branch(
-            x, x, lambda t: self.mlp(self.norm2(t).permute(0, 3, 1, 2)
-                                     ).permute(0, 2, 3, 1),
-            self.drop_path, per_sample=self._per_sample)
-
-    def _per_sample(self) -> bool:
-        return not has_dropout(self.attn, self.mlp)
+        x = x + self.drop_path(self._attn_branch(x))
+        return x + self.drop_path(self.mlp(
+            self.norm2(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
 
     def _attn_branch(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B, H, W, C): norm1 and (shifted) window

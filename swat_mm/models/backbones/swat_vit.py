@@ -57,7 +57,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from swat_mm.registry import MODELS
 from ..layers import (SWATAttention, SWATConvMlp, SWATTokenizer,
                       map_to_tokens, tokens_to_map)
-from ..layers.drop_path import DropPath, add_branch, has_dropout
+from ..layers.drop_path import DropPath
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
                    check_odd, check_token_layout, freeze, init_official,
                    parse_arch)
@@ -100,15 +100,9 @@ class SWATViTBlock(nn.Module):
     def forward(self, x: torch.Tensor,
                 hw_shape: Tuple[int, int]) -> torch.Tensor:
         """(B, N, C) tokens on an (Hg, Wg) grid -> (B, N, C)."""
-        x = add_branch(x, x, lambda t: self.attn(self.norm1(t)),
-                       self.drop_path, per_sample=self._per_sample)
-        return add_branch(
-            x, x, lambda t: map_to_tokens(
-                self.mlp(tokens_to_map(self.norm2(t), hw_shape))),
-            self.drop_path, per_sample=self._per_sample)
-
-    def _per_sample(self) -> bool:
-        return not has_dropout(self.attn, self.mlp)
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(map_to_tokens(
+            self.mlp(tokens_to_map(self.norm2(x), hw_shape))))
 
 
 @MODELS.register_module()

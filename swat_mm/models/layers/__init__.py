@@ -1,5 +1,6 @@
-from .drop_path import DropPath, add_branch, has_dropout
-from .fast_paths import cpu_fast_paths
+from .config import fast_layers, use_fast_layers
+from .drop_path import DropPath
+from .neighbours import fold3x3, gather3x3, scatter3x3, unfold3x3
 from .norm import LayerNorm2d
 from .res_dwconv import ResDWConv
 from .spectral import SpectralChannelMixing
@@ -10,9 +11,10 @@ from .swat_mixing import (SWATAttention, SWATConvMlp, SWATTokenConvMlp,
 from .swat_tokenizer import SWATTokenizer
 
 __all__ = [
-    'DropPath', 'add_branch', 'has_dropout', 'cpu_fast_paths', 'LayerNorm2d',
-    'ResDWConv', 'SpectralChannelMixing', 'SWATTokenizer', 'SWATAttention',
-    'SWATConvMlp', 'SWATTokenConvMlp', 'tokens_to_layout',
-    'layout_to_tokens', 'tokens_to_subpatches', 'subpatches_to_tokens',
-    'tokens_to_map', 'map_to_tokens'
+    'DropPath', 'fast_layers', 'use_fast_layers', 'gather3x3', 'scatter3x3',
+    'unfold3x3', 'fold3x3', 'LayerNorm2d', 'ResDWConv',
+    'SpectralChannelMixing', 'SWATTokenizer', 'SWATAttention', 'SWATConvMlp',
+    'SWATTokenConvMlp', 'tokens_to_layout', 'layout_to_tokens',
+    'tokens_to_subpatches', 'subpatches_to_tokens', 'tokens_to_map',
+    'map_to_tokens'
 ]
