@@ -385,7 +385,7 @@ def test_cli_config_training_with_generic_paths(tmp_path):
         row = json.load(f)['rows'][0]
     assert (row['mode'], row['batch'], row['height'], row['width'],
             row['generic_paths']) == ('train', 4, 64, 96, True)
-    from swat_mm.apis.complexity import build_model
+    from swat_mm.utils.complexity import build_model
     model, _ = build_model(TOY_DET)
     weights_mb = sum(p.numel() for p in model.parameters()) * 4 / 2**20
     assert 4 * weights_mb < row['tensor_peak_mb'] < row['peak_mem_mb']

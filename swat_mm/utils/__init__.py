@@ -1,3 +1,11 @@
+"""Checkpoint safety and strict part loading, installed by ``import
+swat_mm``.
+
+:mod:`swat_mm.utils.complexity` (parameters and FLOPs of a config's model,
+``tools/analysis_tools/get_flops.py``) is imported on its own: it builds on
+:mod:`swat_mm.engine.runner_utils`, and ``swat_mm.engine``'s hooks import
+this package, so importing it here would close a cycle.
+"""
 from .checkpoint import (NotACheckpointError, UnsafeCheckpointError,
                          check_checkpoint_format,
                          install_safe_checkpoint_loader, safe_load)

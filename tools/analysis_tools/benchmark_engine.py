@@ -41,7 +41,7 @@ tools/analysis_tools/benchmark.py`` is the command-line front end):
 Backbones are looked up in :data:`MODEL_TABLE` (``'stvit-small'``), or given
 as a registry type and arch (``'STViT:base'``, ``'swat_mm.STViT:base'``), or
 as a config file whose whole model is measured: in ``infer`` mode its
-``tensor``-mode forward (as :func:`~swat_mm.apis.count_complexity` runs it),
+``tensor``-mode forward (as :func:`~swat_mm.utils.complexity.count_complexity` runs it),
 in ``train``/``fwdbwd`` mode its own training step
 (:func:`make_config_step`). Adding a model is one
 :class:`ModelEntry` in :data:`MODEL_TABLE` (plus, for the comparison, a
@@ -421,9 +421,9 @@ def _config_target(path: str, size: Size,
                    backbone_kwargs: Optional[Dict[str, Any]] = None
                    ) -> nn.Module:
     """A config's whole model, as the module count_complexity traces."""
-    from swat_mm.apis.complexity import (_det_data_samples, _Forward,
-                                         _padded, _TwoStageForward,
-                                         build_model)
+    from swat_mm.utils.complexity import (_det_data_samples, _Forward,
+                                          _padded, _TwoStageForward,
+                                          build_model)
     model, toolbox = build_model(load_config(path, backbone_kwargs))
     if toolbox == 'mmdet':
         samples = _det_data_samples(*_padded(size, model))
@@ -555,7 +555,7 @@ def make_config_step(path: str, size: Size, batch: int, mode: str,
     """
     from mmengine.optim import build_optim_wrapper
 
-    from swat_mm.apis.complexity import build_model
+    from swat_mm.utils.complexity import build_model
     cfg = load_config(path, backbone_kwargs)
     model, toolbox = build_model(cfg)
     dev = torch.device(device)
@@ -730,7 +730,7 @@ def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
 
     flops = None
     if job.get('count_flops') and 'ours' in impls and not job.get('config'):
-        from swat_mm.apis.complexity import count_complexity
+        from swat_mm.utils.complexity import count_complexity
         flops = count_complexity(
             build_backbone(resolve_model(job['model']),
                            job.get('model_kwargs')),

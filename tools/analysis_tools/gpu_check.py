@@ -59,7 +59,8 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from swat_mm.apis.complexity import build_model, count_complexity  # noqa: E402
+from swat_mm.utils.complexity import (  # noqa: E402
+    build_model, count_complexity)
 from tools.analysis_tools.benchmark_engine import (  # noqa: E402
     _outputs, build_backbone, gemm_rate, load_config, make_config_step,
     make_job, make_step, resolve_model, run_job, synthetic_batch, time_steps,

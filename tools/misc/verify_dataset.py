@@ -54,7 +54,7 @@ from mmengine.utils import (track_parallel_progress,  # noqa: E402
 import numpy as np  # noqa: E402
 
 import swat_mm  # noqa: E402,F401  (registers swat_mm's modules)
-from swat_mm.apis import runner_utils as ru  # noqa: E402
+from swat_mm.engine import runner_utils as ru  # noqa: E402
 
 #: One bad file: (path, reason).
 Problem = Tuple[str, str]
