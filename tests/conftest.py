@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope='session')
 def toy_root(tmp_path_factory):
     """All three toy datasets, generated once per test session."""
-    from swat_mm.toy_data import make_toy_data
+    from swat_mm.testing.toy_data import make_toy_data
     root = str(tmp_path_factory.mktemp('toy'))
     make_toy_data(root)
     return root

@@ -10,10 +10,12 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from swat_mm.apis import benchmark as bm
 from swat_mm.models.backbones.stvit import STViT
 from tests.tiny_archs import (FAMILY_CASES, STVIT_TINY, SVT_TINY,
                                SWAT_VIT_TINY)
+from tools.analysis_tools import benchmark_engine as bm
+from tools.official.stvit import build_official_stvit
+from tools.official.svt import build_official_svt
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OFFICIAL_STVIT = os.environ.get('SWAT_MM_OFFICIAL_STVIT',
@@ -100,7 +102,7 @@ def test_official_build_detects_different_weights():
     torch.manual_seed(0)
     ours = STViT(arch=dict(TINY, layer_scale=[False, True, True, False]),
                  stoken_size=(4, 2, 1, 1), n_iter=(2, 1, 1, 1)).eval()
-    official = bm.build_official_stvit(OFFICIAL_STVIT, ours).eval()
+    official = build_official_stvit(OFFICIAL_STVIT, ours).eval()
     x = torch.randn(1, 3, 45, 38)
     with torch.no_grad():
         a, b = ours(x)[-1], official(x)
@@ -209,7 +211,7 @@ def test_official_svt_only_where_it_exists():
     assert bm.official_runs_at('svt-h-small', (224, 224))
     ours = SVT(arch=SVT_SMALL_ARCH, num_scatter_stages=2)
     with pytest.raises(ValueError, match='one scatter stage'):
-        bm.build_official_svt(OFFICIAL_SVT, ours)
+        build_official_svt(OFFICIAL_SVT, ours)
 
 
 class _OutputShapes(TorchDispatchMode):
@@ -383,7 +385,7 @@ def test_cli_config_training_with_generic_paths(tmp_path):
         row = json.load(f)['rows'][0]
     assert (row['mode'], row['batch'], row['height'], row['width'],
             row['generic_paths']) == ('train', 4, 64, 96, True)
-    from swat_mm.apis.complexity import build_model
+    from swat_mm.utils.complexity import build_model
     model, _ = build_model(TOY_DET)
     weights_mb = sum(p.numel() for p in model.parameters()) * 4 / 2**20
     assert 4 * weights_mb < row['tensor_peak_mb'] < row['peak_mem_mb']

@@ -8,12 +8,12 @@ import os.path as osp
 import pytest
 import torch
 
-from swat_mm.apis import benchmark as bm
-from swat_mm.apis import official_swat as osw
 from swat_mm.models.backbones.swat_mlp import SWATMixer, SWATResMLP
 from swat_mm.models.backbones.swat_swin import SWATSwin
 from swat_mm.models.backbones.swat_vit import SWATViT
 from tests.tiny_archs import SWAT_MIXER_TINY, SWAT_RESMLP_TINY, SWAT_VIT_TINY
+from tools.analysis_tools import benchmark_engine as bm
+from tools.official import swat as osw
 
 OFFICIAL_SWAT = os.environ.get('SWAT_MM_OFFICIAL_SWAT', '/work/official/SWAT')
 needs_official = pytest.mark.skipif(

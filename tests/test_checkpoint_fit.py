@@ -108,7 +108,7 @@ def _counts(message: str) -> tuple:
 def _expected_counts(ckpt: Path, cfg: Path) -> tuple:
     """Missing / unexpected / shape-mismatched, counted independently."""
     from mmengine.config import Config
-    from swat_mm.apis import build_model
+    from swat_mm.utils.complexity import build_model
     model, _ = build_model(Config.fromfile(str(cfg)))
     mine = {k: v.shape for k, v in model.state_dict().items()}
     theirs = {k: v.shape for k, v in _load(ckpt)['state_dict'].items()}
@@ -174,7 +174,7 @@ def test_fine_tuning_with_another_head_is_allowed(ckpts, tmp_path):
     before = _load(ckpts['stvit'])['state_dict']
     after = _load(work / 'iter_1.pth')['state_dict']
     from mmengine.config import Config
-    from swat_mm.apis import build_model
+    from swat_mm.utils.complexity import build_model
     model, _ = build_model(Config.fromfile(str(ckpts['stvit_cfg'])))
     params = [k for k, _ in model.named_parameters()]
     assert len(params) > 50

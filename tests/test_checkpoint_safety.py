@@ -121,7 +121,7 @@ def test_test_tool_evaluates_a_training_checkpoint(runs, tmp_path):
     tool_acc = json.loads(out.read_text())['accuracy/top1']
 
     from mmengine.config import Config
-    from swat_mm.apis import build_model
+    from swat_mm.utils.complexity import build_model
     model, _ = build_model(Config.fromfile(str(runs['cfg'])))
     model.load_state_dict(_state(runs['full'] / 'iter_6.pth')['state_dict'])
     classes = sorted(os.listdir(runs['images']))  # CustomDataset's order

@@ -30,8 +30,8 @@ from test_tools import (NO_CUDA, PYTHON, REPO, assert_ok,  # noqa: E402
                         free_port, read_log, run_tool)
 
 import swat_mm  # noqa: E402,F401  (safe loader, atomic backend)
-from swat_mm.apis import runner_utils as ru  # noqa: E402
 from swat_mm.engine import AtomicLocalBackend, atomic_write  # noqa: E402
+from swat_mm.engine import runner_utils as ru  # noqa: E402
 from swat_mm.utils import safe_load  # noqa: E402
 
 TINY_STVIT = '''

@@ -9,9 +9,9 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import swat_mm  # noqa: F401
-from swat_mm.apis.complexity import count_complexity
 from swat_mm.converters import ConversionError, convert_stvit
 from swat_mm.models.backbones.stvit import STViT
+from swat_mm.utils.complexity import count_complexity
 from tests.golden.cases import golden_classifier, load_fixture, stvit_arch
 from tests.tiny_archs import STVIT_TINY
 

@@ -21,6 +21,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import swat_mm  # noqa: F401
+from swat_mm.testing.toy_data import IMAGENET_CLASSES, make_toy_data
 from tests.golden.cases import (assert_official_logits, load_fixture,
                                 stvit_arch)
 from tests.tiny_archs import STVIT_TINY
@@ -154,7 +155,6 @@ def test_data_preprocessor_is_the_official_normalisation(config):
 
 @pytest.fixture(scope='module')
 def toy_imagenet(tmp_path_factory):
-    from swat_mm.toy_data import make_toy_data
     root = str(tmp_path_factory.mktemp('stvit_recipe_toy'))
     return make_toy_data(root, which=['imagenet'])['imagenet']
 
@@ -168,13 +168,12 @@ def _toy_runner_cfg(config, data_root, work_dir):
     cfg.model.neck.update(in_channels=64, out_channels=32)
     cfg.model.head.update(num_classes=5, in_channels=32)
     cfg.data_preprocessor.num_classes = 5
-    classes = ('cross', 'disc', 'ring', 'square', 'triangle')
     for loader, n in (('train_dataloader', 8), ('val_dataloader', 4),
                       ('test_dataloader', 4)):
         dl = cfg[loader]
         dl.update(batch_size=4, num_workers=0, persistent_workers=False)
         dl.dataset.update(data_root=data_root, indices=n,
-                          metainfo=dict(classes=classes))
+                          metainfo=dict(classes=IMAGENET_CLASSES))
         for t in dl.dataset.pipeline:
             if t['type'] == 'RandomResizedCrop':
                 t['scale'] = 64

@@ -13,12 +13,12 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS, TRANSFORMS
 
 import swat_mm  # noqa: F401
-from swat_mm.apis.complexity import count_complexity
 from swat_mm.converters import ConversionError, convert_svt
 from swat_mm.datasets.token_label import dense_label_target
 from swat_mm.models.backbones.svt import SVT
 from swat_mm.models.heads import SVTClsHead
 from swat_mm.models.layers.spectral import SpectralChannelMixing
+from swat_mm.utils.complexity import count_complexity
 from swat_mm.utils.flops import EXTRA_OP_HANDLES
 from tests.golden.cases import (assert_official_logits, load_fixture,
                                 svt_arch)

@@ -12,11 +12,11 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import swat_mm  # noqa: F401
-from swat_mm.apis.complexity import count_complexity
 from swat_mm.converters import ConversionError, convert_swat
 from swat_mm.models.backbones.swat_mlp import SWATMixer, SWATResMLP
 from swat_mm.models.backbones.swat_vit import SWATViT
 from swat_mm.models.layers import SWATTokenizer
+from swat_mm.utils.complexity import count_complexity
 from tests.golden.cases import assert_official_logits, load_fixture
 from tests.tiny_archs import (SWAT_MIXER_TINY, SWAT_RESMLP_TINY,
                                SWAT_VIT_TINY)

@@ -9,10 +9,10 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import swat_mm  # noqa: F401
-from swat_mm.apis.complexity import count_complexity
 from swat_mm.converters import ConversionError
 from swat_mm.converters.swat_swin import convert_swat_swin, infer_arch
 from swat_mm.models.backbones.swat_swin import SWATSwin
+from swat_mm.utils.complexity import count_complexity
 from tests.golden.cases import assert_official_logits, load_fixture
 from tests.tiny_archs import SWAT_SWIN_TINY
 

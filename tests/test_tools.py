@@ -171,7 +171,8 @@ def image_root(tmp_path_factory) -> Path:
 
 def test_sync_bn_becomes_bn_in_config_and_model(tmp_path, image_root):
     from mmengine.config import Config
-    from swat_mm.apis import apply_device_fixes, build_model
+    from swat_mm.engine.runner_utils import apply_device_fixes
+    from swat_mm.utils.complexity import build_model
 
     cfg = Config.fromfile(write_cls_config(
         tmp_path / 'cfg.py', image_root, norm='SyncBN',
@@ -194,7 +195,7 @@ def test_sync_bn_becomes_bn_in_config_and_model(tmp_path, image_root):
 def test_launcher_on_cpu_uses_gloo_and_ddp_without_device_ids(
         tmp_path, image_root):
     from mmengine.config import Config
-    from swat_mm.apis import apply_device_fixes
+    from swat_mm.engine.runner_utils import apply_device_fixes
 
     cfg = Config.fromfile(write_cls_config(
         tmp_path / 'cfg.py', image_root,
@@ -306,7 +307,7 @@ def test_dist_train_two_processes_on_cpu(tmp_path, image_root):
 
 
 def test_flops_of_a_convolution_are_exact():
-    from swat_mm.apis import count_complexity
+    from swat_mm.utils.complexity import count_complexity
 
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
                           nn.Conv2d(8, 4, 1))
@@ -318,7 +319,7 @@ def test_flops_of_a_convolution_are_exact():
 
 
 def test_flops_count_fused_attention():
-    from swat_mm.apis import count_complexity
+    from swat_mm.utils.complexity import count_complexity
 
     class Attn(nn.Module):
         def __init__(self):
@@ -341,7 +342,7 @@ def test_flops_count_fused_attention():
 def test_flops_of_resnet18_match_the_model_zoo():
     """mmpretrain's model zoo: ResNet-18, 11.69M params, 1.82 GFLOPs."""
     from mmengine.config import Config
-    from swat_mm.apis import count_complexity
+    from swat_mm.utils.complexity import count_complexity
 
     cfg = Config(dict(
         default_scope='mmpretrain',
@@ -378,7 +379,7 @@ def test_flops_of_dense_models_match_the_swin_paper(toolbox, name, shape,
     """Whole detectors and segmentors, counted from the toolboxes' own
     Swin-T configs (their pretrained init_cfg is never loaded)."""
     from mmengine.config import Config
-    from swat_mm.apis import count_complexity
+    from swat_mm.utils.complexity import count_complexity
 
     cfg = Config.fromfile(_toolbox_config(toolbox, name))
     result = count_complexity(cfg, shape)

@@ -1,6 +1,9 @@
-"""swat_mm.toy_data: deterministic bytes, and the real OpenMMLab dataset
-classes read what it writes (mmpretrain ImageNet / CustomDataset, mmdet
-CocoDataset, mmseg ADE20KDataset)."""
+"""swat_mm.testing.toy_data: deterministic bytes, and the real OpenMMLab
+dataset classes read what it writes (mmpretrain ImageNet / CustomDataset,
+mmdet CocoDataset, mmseg ADE20KDataset), as the toy configs' dataset types
+(swat_mm.testing.toy_datasets) do with the generator's classes."""
+import glob
+import importlib
 import json
 import os
 import os.path as osp
@@ -9,9 +12,10 @@ from typing import Dict
 import numpy as np
 import pytest
 
-from swat_mm import toy_data
-from swat_mm.toy_data import (ADE_CLASSES, COCO_CLASSES, IMAGENET_CLASSES,
-                              make_toy_data, mask_to_polygons)
+from swat_mm.testing import toy_data
+from swat_mm.testing.toy_data import (ADE_CLASSES, COCO_CLASSES,
+                                      IMAGENET_CLASSES, make_toy_data,
+                                      mask_to_polygons)
 
 
 @pytest.fixture(scope='module')
@@ -236,3 +240,51 @@ def test_ade20k_with_mmseg(toy_root):
     for name in sorted(os.listdir(folder)):
         values |= set(np.unique(np.asarray(Image.open(osp.join(folder, name)))).tolist())
     assert values == {0} | {v for _, _, v in ADE_CLASSES}
+
+
+# ---------------------------------------------------------------------------
+# the toy configs
+# ---------------------------------------------------------------------------
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOY_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'toy', '*.py')))
+#: default scope -> the dataset type its toy configs use, and its classes
+#: (None: the type's own, ADE20K's 150)
+TOY_TYPES = {'mmpretrain': ('ToyImageNet', IMAGENET_CLASSES),
+             'mmdet': ('ToyCocoDataset', COCO_CLASSES),
+             'mmseg': ('ADE20KDataset', None)}
+
+
+def _num_classes(node) -> list:
+    """Every ``num_classes`` value in a (nested) config node."""
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == 'num_classes'] + [
+            n for k, v in node.items() if k != 'num_classes'
+            for n in _num_classes(v)]
+    if isinstance(node, (list, tuple)):
+        return [n for v in node for n in _num_classes(v)]
+    return []
+
+
+@pytest.mark.parametrize('path', TOY_CONFIGS, ids=osp.basename)
+def test_toy_configs_take_the_generators_classes(path, toy_root, monkeypatch):
+    """Each toy config's datasets, built through its toolbox's registry, are
+    the toy types, whose classes are the generator's; every ``num_classes``
+    of its model, data preprocessor and pipelines is their number."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    monkeypatch.setenv('SWAT_MM_TOY_DATA', toy_root)
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.default_scope)
+    registry = importlib.import_module(
+        f'{cfg.default_scope}.registry').DATASETS
+    type_name, classes = TOY_TYPES[cfg.default_scope]
+    counts = _num_classes(cfg.model) + _num_classes(
+        cfg.get('data_preprocessor'))
+    for split in ('train', 'val', 'test'):
+        ds_cfg = cfg[f'{split}_dataloader'].dataset
+        counts += _num_classes(ds_cfg.pipeline)
+        dataset = registry.build(dict(ds_cfg, pipeline=[], lazy_init=True))
+        assert type(dataset).__name__ == type_name
+        if classes is not None:
+            assert dataset.metainfo['classes'] == classes
+        assert set(counts) == {len(dataset.metainfo['classes'])}

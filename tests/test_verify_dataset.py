@@ -1,10 +1,12 @@
 """tools/misc/verify_dataset.py on the real toy datasets.
 
-The toolboxes' own dataset classes (mmpretrain ImageNet, mmdet CocoDataset,
-mmseg ADE20KDataset) read the toy data of ``swat_mm.toy_data`` (the
-session's ``toy_root``); faults are injected into a copy under ``tmp_path``
-and the tool must name exactly the faulty file and the reason. The checks
-run in 2 worker processes; one run goes through the command line.
+The toy configs' datasets (``swat_mm.ToyImageNet`` and
+``swat_mm.ToyCocoDataset``, the toolboxes' ImageNet and CocoDataset with the
+toy classes, and mmseg's ADE20KDataset) read the toy data of
+``swat_mm.testing.toy_data`` (the session's ``toy_root``); faults are
+injected into a copy under ``tmp_path`` and the tool must name exactly the
+faulty file and the reason. The checks run in 2 worker processes; one run
+goes through the command line.
 """
 import importlib.util
 import json

@@ -1,10 +1,11 @@
-"""Generate the toy ImageNet / COCO / ADE20K datasets (see swat_mm.toy_data).
+"""Generate the toy ImageNet / COCO / ADE20K datasets (swat_mm.testing).
 
     python tools/make_toy_data.py                      # all three under data/toy
     python tools/make_toy_data.py --root data/toy --which ade20k
     python tools/make_toy_data.py --force              # rebuild even if complete
 
-Needs only numpy and Pillow; complete folders are kept, so re-running is cheap.
+Needs only numpy, Pillow and torch (the token labels are torch files), not
+mmcv; complete folders are kept, so re-running is cheap.
 """
 import argparse
 import os.path as osp
@@ -13,10 +14,10 @@ import time
 from typing import List, Optional
 
 # Runs from a checkout without ``pip install -e .`` too. The module is loaded
-# by path so that this tool does not import swat_mm's package __init__ (which
-# needs torch and mmcv) just to write images.
+# by path so that this tool does not import the __init__ of swat_mm (which
+# needs mmcv) or of swat_mm.testing (mmpretrain, mmdet) just to write images.
 _MODULE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'swat_mm',
-                   'toy_data.py')
+                   'testing', 'toy_data.py')
 
 
 def _load_toy_data():
@@ -26,8 +27,9 @@ def _load_toy_data():
     try:
         spec.loader.exec_module(module)
     except ImportError as e:
-        raise SystemExit(f'make_toy_data needs numpy and Pillow ({e}); run it '
-                         'with the python that tools/setup_env.sh prints')
+        raise SystemExit(f'make_toy_data needs numpy, Pillow and torch ({e}); '
+                         'run it with the python that tools/setup_env.sh '
+                         'prints')
     return module
 
 

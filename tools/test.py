@@ -22,7 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmengine  # noqa: E402
 
 import swat_mm  # noqa: E402,F401  (registers modules, safe checkpoint loader)
-from swat_mm.apis import runner_utils as ru  # noqa: E402
+from swat_mm.engine import runner_utils as ru  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -6,7 +6,7 @@
 
 Steps, all through the real OpenMMLab machinery:
 
-1. generate the toy data (``swat_mm.toy_data``) under ``--data-root`` unless
+1. generate the toy data (``swat_mm.testing.toy_data``) under ``--data-root`` unless
    it is there already;
 2. build an mmengine ``Runner`` from ``configs/toy/stvit-small_upernet_toy-ade20k.py``
    (STViT-S + UperNet, mmseg's ``ADE20KDataset`` pipelines and ``IoUMetric``);
@@ -281,7 +281,7 @@ def run_demo(args: argparse.Namespace) -> Dict[str, object]:
     """Run the whole demo; returns the summary also written as JSON."""
     from mmengine.runner import Runner
     sys.path.insert(0, REPO)  # a checkout without `pip install -e .` works too
-    from swat_mm.toy_data import make_toy_data
+    from swat_mm.testing.toy_data import make_toy_data
 
     start = time.time()
     ade_root = make_toy_data(args.data_root, which=('ade20k', ))['ade20k']

@@ -6,7 +6,7 @@
 
 The toolbox comes from the config's ``default_scope``. Behaves as that
 toolbox's ``tools/train.py``, plus the CPU fixes of
-``swat_mm.apis.runner_utils`` (SyncBN -> BN, gloo, DDP without device ids),
+``swat_mm.engine.runner_utils`` (SyncBN -> BN, gloo, DDP without device ids),
 each announced by a ``[swat_mm]`` log line. Unlike those tools it refuses
 a work directory that holds another run's checkpoints unless told to
 resume or overwrite, resumes from the newest *complete* checkpoint, and
@@ -24,7 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 import swat_mm  # noqa: E402,F401  (registers modules, safe checkpoint loader)
-from swat_mm.apis import runner_utils as ru  # noqa: E402
+from swat_mm.engine import runner_utils as ru  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

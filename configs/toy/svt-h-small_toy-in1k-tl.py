@@ -18,8 +18,8 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=False,
     dataset=dict(
+        type={{_base_.toy_dataset_type}},
         data_root=data_root,
-        metainfo=dict(classes={{_base_.toy_classes}}),
         pipeline=[
             dict(type='LoadImageFromFile'),
             dict(type='swat_mm.LoadTokenLabel',

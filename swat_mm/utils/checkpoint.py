@@ -38,6 +38,11 @@ class NotACheckpointError(ValueError):
     its message reads ``not a PyTorch checkpoint: PATH (WHY)``."""
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model it is loaded into
+    (``swat_mm.CheckpointFitHook``, :mod:`swat_mm.utils.load_guard`)."""
+
+
 #: ``torch.save`` (torch >= 1.6) writes a zip archive; older versions (and
 #: ``_use_new_zipfile_serialization=False``) a pickle stream that starts
 #: with this magic number.

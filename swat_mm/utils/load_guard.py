@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterator, List, Mapping
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from torch import nn
 
+from .checkpoint import CheckpointMismatchError
+
 _allowed: List[bool] = [False]
 _installed: List[Callable] = []
 
@@ -72,8 +74,6 @@ def check_model_parts(model: nn.Module,
         unexpected = sorted(given - {prefix + k for k in own})
         if not missing and not unexpected:
             continue
-        from swat_mm.engine.hooks.checkpoint_fit import \
-            CheckpointMismatchError
         hint = part.strict_part_hint(state_dict, prefix)
         raise CheckpointMismatchError(
             f'The checkpoint does not fit this model\'s {name} '

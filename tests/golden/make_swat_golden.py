@@ -19,8 +19,8 @@ temporary directory (nothing of it is committed), and there
   ``H, W, h, w, c, ks1, ks2``. Every replaced snippet must occur outside the
   commented-out (''' quoted) blocks, or the script stops.
 
-The patch functions live in :mod:`swat_mm.apis.official_swat` (the
-benchmark's ``--official`` comparison uses them too).
+The patch functions live in ``tools/official/swat.py`` (the benchmark's
+``--official`` comparison uses them too).
 
 The official model is then built with a fixed seed, given deterministic
 weights (:func:`tests.golden.synth.synth_state_dict`), run in eval mode in
@@ -42,17 +42,17 @@ from typing import Callable, Dict
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from swat_mm.apis.official_swat import (  # noqa: E402
+from tests.golden.synth import synth_input, synth_state_dict  # noqa: E402
+from tools.official.swat import (  # noqa: E402
     copy_timm, import_official, patch_mixer_blocks, patch_resmlp_blocks,
     patch_vit_blocks, patch_vit_tokenizer)
-from tests.golden.synth import synth_input, synth_state_dict  # noqa: E402
 
 OUT_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'data')
 
 
 # ---------------------------------------------------------------- patching --
 # The patch functions are shared with the benchmark's comparison
-# (swat_mm/apis/official_swat.py): copy_timm makes the copy importable,
+# (tools/official/swat.py): copy_timm makes the copy importable,
 # patch_tokenizer / patch_vit_blocks swap the marked variant settings.
 patch_tokenizer = patch_vit_tokenizer
 

@@ -29,7 +29,7 @@ dict (the state dicts themselves would be 30-110 MB) and its buffers
 (relative position indices, shift masks) as small integers.
 Needs ``timm``'s own imports (``einops``); nothing of the official code is
 copied into this repository. The patch functions live in
-:mod:`swat_mm.apis.official_swat` (the benchmark's comparison uses them).
+``tools/official/swat.py`` (the benchmark's comparison uses them).
 """
 import argparse
 import os.path as osp
@@ -40,8 +40,8 @@ import torch
 
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from swat_mm.apis.official_swat import load_official_swin  # noqa: E402
 from tests.golden.synth import synth_input, synth_state_dict  # noqa: E402
+from tools.official.swat import load_official_swin  # noqa: E402
 
 OUT_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'data')
 
@@ -75,7 +75,7 @@ CASES = {
 
 def load_official(repo: str, workdir: str):
     """The patched official ``swin_transformer`` module and its shipped
-    tables (:func:`swat_mm.apis.official_swat.load_official_swin`, shared
+    tables (:func:`tools.official.swat.load_official_swin`, shared
     with the benchmark's comparison)."""
     return load_official_swin(repo, workdir)
 

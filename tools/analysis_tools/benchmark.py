@@ -23,20 +23,22 @@ size and images per GPU unless ``--shape``/``--batch`` say otherwise);
 ``--tensor-memory`` on a CPU estimates the tensor memory that step needs
 on a GPU; ``--generic-paths`` builds the reference formulation of every
 layer.
-See ``swat_mm.apis.benchmark`` for the details; ``--list`` shows the table.
+See ``benchmark_engine.py`` beside this file for the details; ``--list``
+shows the table.
 """
 import argparse
 import os.path as osp
 import sys
 from typing import List, Optional
 
-# Run from a checkout without installing: the repository root first.
+# The repository root first: the engine is imported from its tools/ folder,
+# and swat_mm from this checkout (installed or not).
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from swat_mm.apis import benchmark as bm  # noqa: E402
+from tools.analysis_tools import benchmark_engine as bm  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -20,7 +20,7 @@ functions that cannot be traced, so while tracing SVT runs each level-1
 forward / inverse transform as one opaque op, counted analytically (its
 separable filters as depth-wise 1D convolutions: 96 multiply-adds per
 element each way with near_sym_b / qshift_b).
-See ``swat_mm.apis.complexity`` for the details.
+See ``swat_mm.utils.complexity`` for the details.
 """
 import argparse
 import os.path as osp
@@ -34,7 +34,7 @@ sys.path.insert(
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import swat_mm  # noqa: E402,F401  (registers swat_mm modules)
-from swat_mm.apis.complexity import count_complexity  # noqa: E402
+from swat_mm.utils.complexity import count_complexity  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

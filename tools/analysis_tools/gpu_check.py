@@ -52,17 +52,19 @@ import traceback
 from typing import Any, Callable, Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# this checkout's `tests` package (golden cases, tiny archs) before any other
+# this checkout's `tests` package (golden cases, tiny archs) before any
+# other, and its `tools` (the benchmark engine)
 sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from swat_mm.apis.benchmark import (  # noqa: E402
+from swat_mm.utils.complexity import (  # noqa: E402
+    build_model, count_complexity)
+from tools.analysis_tools.benchmark_engine import (  # noqa: E402
     _outputs, build_backbone, gemm_rate, load_config, make_config_step,
     make_job, make_step, resolve_model, run_job, synthetic_batch, time_steps,
     training_batch)
-from swat_mm.apis.complexity import build_model, count_complexity  # noqa: E402
 
 # compile last: its workers compile (niced, CPU-bound) while the others run
 CHECKS = ('correctness', 'amp', 'speed', 'dense', 'compile')

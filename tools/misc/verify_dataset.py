@@ -13,11 +13,13 @@ config's own toolbox (``default_scope``). What is checked:
 * mmdet ``CocoDataset`` (and subclasses): the annotation JSON is parsed here,
   not by mmdet (which silently drops or crashes on bad entries): image ids
   unique, annotation ids unique, every annotation's ``image_id`` known, its
-  ``category_id`` among ``categories`` (and among the config's classes when
-  ``metainfo`` restricts them), its ``bbox`` four finite numbers with
-  ``w, h > 0`` inside the image (1 pixel of slack), its ``segmentation``
-  polygons (even-length lists of >= 6 numbers) or RLE of the image's size;
-  every image exists, decodes and has the JSON's ``height`` / ``width``.
+  ``category_id`` among ``categories`` (and among the dataset's classes when
+  the config's ``metainfo`` or a subclass's own ``METAINFO``, such as
+  ``swat_mm.ToyCocoDataset``'s, restricts them), its ``bbox`` four finite
+  numbers with ``w, h > 0`` inside the image (1 pixel of slack), its
+  ``segmentation`` polygons (even-length lists of >= 6 numbers) or RLE of
+  the image's size; every image exists, decodes and has the JSON's
+  ``height`` / ``width``.
 * mmseg (``ADE20KDataset`` / ``BaseSegDataset``): every image has its
   annotation map and every annotation map its image (when the dataset scans
   folders rather than reading an ``ann_file``), both decode, the map is
@@ -54,7 +56,7 @@ from mmengine.utils import (track_parallel_progress,  # noqa: E402
 import numpy as np  # noqa: E402
 
 import swat_mm  # noqa: E402,F401  (registers swat_mm's modules)
-from swat_mm.apis import runner_utils as ru  # noqa: E402
+from swat_mm.engine import runner_utils as ru  # noqa: E402
 
 #: One bad file: (path, reason).
 Problem = Tuple[str, str]
@@ -280,7 +282,8 @@ def check_coco_json(data: Any, ann_file: str, img_prefix: str,
         data: the parsed JSON.
         ann_file: its path (the path of the problems found here).
         img_prefix: the folder of the images (``data_prefix['img']``).
-        classes: the config's classes when its ``metainfo`` restricts them.
+        classes: the dataset's classes when they are restricted (by the
+            config's ``metainfo`` or a subclass's ``METAINFO``).
         needs_masks: the pipeline loads masks, so every annotation needs a
             non-empty ``segmentation``.
         test_mode: a JSON without ``annotations`` is fine (test-dev).
@@ -537,7 +540,12 @@ def coco_tasks(dataset: Any, ds_cfg: dict
         data = json.loads(content)
     except ValueError as e:
         return 0, [(norm_path(ann_file), f'is not valid JSON: {e}')], []
-    restricted = (ds_cfg.get('metainfo') or {}).get('classes') is not None
+    # mmdet keeps only the annotations of the dataset's classes: the config
+    # or a subclass (the toy COCO's) may narrow COCO's 80
+    from mmdet.datasets import CocoDataset
+    restricted = (ds_cfg.get('metainfo') or {}).get('classes') is not None \
+        or type(dataset).METAINFO['classes'] != \
+        CocoDataset.METAINFO['classes']
     return check_coco_json(
         data, ann_file, dataset.data_prefix.get('img', ''),
         classes=dataset.metainfo['classes'] if restricted else None,

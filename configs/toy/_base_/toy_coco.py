@@ -3,8 +3,11 @@
 # config's keys (see toy_imagenet.py). Thinner FPN and heads for 4 classes;
 # the backbone starts from scratch. Generated data:
 # python tools/make_toy_data.py ($SWAT_MM_TOY_DATA, default data/toy).
+# swat_mm.ToyCocoDataset is mmdet's CocoDataset with the generator's classes
+# (swat_mm/testing/toy_data.py); toy_num_classes follows them.
 toy_data_root = '{{$SWAT_MM_TOY_DATA:data/toy}}' + '/coco/'
-toy_classes = ('disc', 'square', 'triangle', 'star')
+toy_dataset_type = 'swat_mm.ToyCocoDataset'
+toy_num_classes = 4
 toy_scale = (128, 128)
 
 toy_model = dict(
@@ -14,10 +17,10 @@ toy_model = dict(
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
         bbox_head=dict(in_channels=64, fc_out_channels=128,
-                       num_classes=len(toy_classes)),
+                       num_classes=toy_num_classes),
         mask_roi_extractor=dict(out_channels=64),
         mask_head=dict(in_channels=64, conv_out_channels=64,
-                       num_classes=len(toy_classes))))
+                       num_classes=toy_num_classes)))
 
 toy_train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -38,15 +41,13 @@ toy_train_dataloader = dict(
     batch_size=4,
     num_workers=2,
     persistent_workers=False,
-    dataset=dict(data_root=toy_data_root,
-                 metainfo=dict(classes=toy_classes),
+    dataset=dict(type=toy_dataset_type, data_root=toy_data_root,
                  pipeline=toy_train_pipeline))
 toy_val_dataloader = dict(
     batch_size=4,
     num_workers=2,
     persistent_workers=False,
-    dataset=dict(data_root=toy_data_root,
-                 metainfo=dict(classes=toy_classes),
+    dataset=dict(type=toy_dataset_type, data_root=toy_data_root,
                  pipeline=toy_test_pipeline))
 toy_evaluator = dict(
     ann_file=toy_data_root + 'annotations/instances_val2017.json')

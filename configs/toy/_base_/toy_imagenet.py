@@ -3,8 +3,10 @@
 # (e.g. `train_dataloader = {{_base_.toy_train_dataloader}}`), so the real
 # recipe stays in force for everything else. Generated data:
 # python tools/make_toy_data.py ($SWAT_MM_TOY_DATA, default data/toy).
+# swat_mm.ToyImageNet is mmpretrain's ImageNet with the generator's 5 classes
+# (swat_mm/testing/toy_data.py); the heads' num_classes=5 follow them.
 toy_data_root = '{{$SWAT_MM_TOY_DATA:data/toy}}' + '/imagenet'
-toy_classes = ('cross', 'disc', 'ring', 'square', 'triangle')  # folder order
+toy_dataset_type = 'swat_mm.ToyImageNet'
 toy_img_size = 64
 
 toy_bgr_mean = [103.53, 116.28, 123.675]
@@ -35,15 +37,13 @@ toy_train_dataloader = dict(
     batch_size=16,
     num_workers=2,
     persistent_workers=False,
-    dataset=dict(data_root=toy_data_root,
-                 metainfo=dict(classes=toy_classes),
+    dataset=dict(type=toy_dataset_type, data_root=toy_data_root,
                  pipeline=toy_train_pipeline))
 toy_val_dataloader = dict(
     batch_size=25,
     num_workers=2,
     persistent_workers=False,
-    dataset=dict(data_root=toy_data_root,
-                 metainfo=dict(classes=toy_classes),
+    dataset=dict(type=toy_dataset_type, data_root=toy_data_root,
                  pipeline=toy_test_pipeline))
 # top-5 of 5 classes is always 100%
 toy_evaluator = dict(type='Accuracy', topk=(1, ))

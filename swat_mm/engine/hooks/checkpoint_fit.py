@@ -27,6 +27,7 @@ from mmengine.runner.base_loop import BaseLoop
 from torch import nn
 
 from swat_mm.registry import HOOKS
+from swat_mm.utils.checkpoint import CheckpointMismatchError
 from swat_mm.utils.load_guard import allow_partial_load
 
 #: Top-level model parts that fine-tuning may replace (any other
@@ -60,10 +61,6 @@ _SIZE_MISMATCH = re.compile(
 RUNNER_REVISE_KEYS = ((r'^module.', ''), )
 
 Shape = Tuple[int, ...]
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the model it is loaded into."""
 
 
 @dataclass

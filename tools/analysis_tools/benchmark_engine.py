@@ -41,18 +41,23 @@ tools/analysis_tools/benchmark.py`` is the command-line front end):
 Backbones are looked up in :data:`MODEL_TABLE` (``'stvit-small'``), or given
 as a registry type and arch (``'STViT:base'``, ``'swat_mm.STViT:base'``), or
 as a config file whose whole model is measured: in ``infer`` mode its
-``tensor``-mode forward (as :func:`~swat_mm.apis.count_complexity` runs it),
+``tensor``-mode forward (as :func:`~swat_mm.utils.complexity.count_complexity` runs it),
 in ``train``/``fwdbwd`` mode its own training step
 (:func:`make_config_step`). Adding a model is one
 :class:`ModelEntry` in :data:`MODEL_TABLE` (plus, for the comparison, a
-function that builds the official model from ours).
+function in ``tools/official/`` that builds the official model from ours).
+
+This module is development tooling, not part of the installed package: the
+command line is ``tools/analysis_tools/benchmark.py``, and code that imports
+this module (the CLI, ``gpu_check.py``, the tests, the measuring
+subprocesses) does so as ``tools.analysis_tools.benchmark_engine`` with the
+repository root on ``sys.path``.
 """
 import contextlib
 import copy
 import csv
 import gc
 import importlib
-import importlib.util
 import json
 import math
 import os
@@ -64,13 +69,18 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from . import official_swat
+from tools.official.stvit import build_official_stvit
+from tools.official.svt import build_official_svt
+from tools.official.swat import (build_official_swat_mixer,
+                                 build_official_swat_resmlp,
+                                 build_official_swat_swin,
+                                 build_official_swat_vit)
 
 Size = Tuple[int, int]
 
@@ -135,135 +145,8 @@ class ModelEntry:
     official: Optional[OfficialEntry] = None
 
 
-_IMPORTED: Dict[str, Any] = {}
-
-
-def _import_file(path: str, name: str):
-    """Import a file of an official clone by path (nothing copied), once."""
-    path = osp.abspath(path)
-    if path in _IMPORTED:
-        return _IMPORTED[path]
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{path} not found: pass the root of a clone of the official '
-            'repository')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # timm's register_model looks it up
-    spec.loader.exec_module(module)
-    _IMPORTED[path] = module
-    return module
-
-
-def _load_matching(official: nn.Module, ours: nn.Module,
-                   allowed_missing: Callable[[str], bool]) -> None:
-    """Copy ``ours``'s weights into ``official`` (same key names), refusing
-    anything but the listed official-only keys."""
-    result = official.load_state_dict(ours.state_dict(), strict=False)
-    missing = [k for k in result.missing_keys if not allowed_missing(k)]
-    if missing or result.unexpected_keys:
-        raise RuntimeError(
-            f'{type(ours).__name__} -> official: missing {missing}, '
-            f'unexpected {result.unexpected_keys}')
-
-
-class _OfficialSTViTBackbone(nn.Module):
-    """The official STViT up to its last stage (stem and ``layers``, each
-    with its down-sampling), i.e. our backbone's last output map."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.model.patch_embed(x)
-        for layer in self.model.layers:
-            x = layer(x)
-        return x
-
-
-def build_official_stvit(repo: str, ours: nn.Module) -> nn.Module:
-    """Official ``models/stvit.py`` STViT with our backbone's settings and
-    weights (the official keys are ours plus the identity unfold/fold
-    kernels and the classifier tail, which this path does not run)."""
-    official = _import_file(osp.join(repo, 'models', 'stvit.py'),
-                            'official_stvit')
-    arch = ours.arch_settings
-    num_stages = len(arch['depths'])
-    drop_path = [m.drop_prob for m in ours.modules()
-                 if hasattr(m, 'drop_prob')]
-    model = official.STViT(
-        embed_dim=list(arch['embed_dims']), depths=list(arch['depths']),
-        num_heads=list(arch['num_heads']), n_iter=list(ours.n_iter),
-        stoken_size=[tuple(s) for s in ours.stoken_size], projection=1024,
-        num_classes=1000,
-        layerscale=list(arch.get('layer_scale', [False] * num_stages)),
-        init_values=arch.get('layer_scale_init_value', 1e-5),
-        drop_path_rate=max(drop_path, default=0.))
-    _load_matching(
-        model, ours, lambda k: k.endswith(('.unfold.weights',
-                                           '.fold.weights')) or
-        k.split('.')[0] in ('proj', 'norm', 'head'))
-    return _OfficialSTViTBackbone(model)
-
-
 _STVIT = 'swat_mm.models.backbones.stvit'
 _STVIT_OFFICIAL = OfficialEntry(build_official_stvit)
-
-
-class _OfficialSVTBackbone(nn.Module):
-    """The official SVT up to its last stage (``forward_features`` without
-    the class-attention tail), as an NCHW map like our last output."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        B = x.shape[0]
-        for i in range(m.num_stages):
-            x, H, W = getattr(m, f'patch_embed{i + 1}')(x)
-            for blk in getattr(m, f'block{i + 1}'):
-                x = blk(x, H, W)
-            if i != m.num_stages - 1:
-                x = getattr(m, f'norm{i + 1}')(x)
-            x = x.reshape(B, H, W, -1).permute(0, 3, 1, 2).contiguous()
-        return x
-
-
-def build_official_svt(repo: str, ours: nn.Module) -> nn.Module:
-    """Official ``svt.py`` SVT with our backbone's settings and weights.
-
-    The official code (it needs timm) hard-codes one scatter stage, spectral
-    filters for 224 input and widths 64/96 there; anything else is refused
-    here rather than failing inside it."""
-    if ours.num_scatter_stages != 1 or ours.img_size != (224, 224) or \
-            ours.embed_dims[0] not in (64, 96) or \
-            ours.num_blocks != 4:
-        raise ValueError(
-            'the official SVT only exists with one scatter stage, '
-            'img_size 224, a first width of 64 or 96 and num_blocks=4')
-    try:
-        import timm  # noqa: F401
-    except ImportError as e:
-        raise ImportError('the official SVT code imports timm: pip install '
-                          'timm to compare with it') from e
-    official = _import_file(osp.join(repo, 'svt.py'), 'official_svt')
-    arch = ours.arch_settings
-    from functools import partial
-    model = official.SVT(
-        stem_hidden_dim=int(arch.get('stem_channels', 32)),
-        embed_dims=list(arch['embed_dims']), depths=list(arch['depths']),
-        num_heads=list(arch['num_heads']),
-        mlp_ratios=list(arch['mlp_ratios']),
-        norm_layer=partial(nn.LayerNorm, eps=1e-6), token_label=False,
-        drop_path_rate=max((m.drop_prob for m in ours.modules()
-                            if hasattr(m, 'drop_prob')), default=0.))
-    _load_matching(model, ours, lambda k: k.split('.')[0] in (
-        f'norm{len(arch["depths"])}', 'post_network', 'head'))
-    return _OfficialSVTBackbone(model)
-
 
 _SVT = 'swat_mm.models.backbones.svt'
 _SVT_OFFICIAL = OfficialEntry(
@@ -300,19 +183,19 @@ MODEL_TABLE: Dict[str, ModelEntry] = {
                               _SVT_OFFICIAL),
     'swat-deit-tiny': ModelEntry(
         _SWAT_VIT, dict(type='SWATViT', arch='deit-tiny'),
-        _swat_official(official_swat.build_official_swat_vit)),
+        _swat_official(build_official_swat_vit)),
     'swat-deit-small': ModelEntry(
         _SWAT_VIT, dict(type='SWATViT', arch='deit-small'),
-        _swat_official(official_swat.build_official_swat_vit)),
+        _swat_official(build_official_swat_vit)),
     'swat-swin-tiny': ModelEntry(
         _SWAT_SWIN, dict(type='SWATSwin', arch='tiny'),
-        _swat_official(official_swat.build_official_swat_swin)),
+        _swat_official(build_official_swat_swin)),
     'swat-mixer-small': ModelEntry(
         _SWAT_MLP, dict(type='SWATMixer', arch='mixer-small'),
-        _swat_official(official_swat.build_official_swat_mixer)),
+        _swat_official(build_official_swat_mixer)),
     'swat-resmlp-s12': ModelEntry(
         _SWAT_MLP, dict(type='SWATResMLP', arch='s12'),
-        _swat_official(official_swat.build_official_swat_resmlp)),
+        _swat_official(build_official_swat_resmlp)),
 }
 
 
@@ -538,8 +421,9 @@ def _config_target(path: str, size: Size,
                    backbone_kwargs: Optional[Dict[str, Any]] = None
                    ) -> nn.Module:
     """A config's whole model, as the module count_complexity traces."""
-    from .complexity import (_det_data_samples, _Forward, _padded,
-                             _TwoStageForward, build_model)
+    from swat_mm.utils.complexity import (_det_data_samples, _Forward,
+                                          _padded, _TwoStageForward,
+                                          build_model)
     model, toolbox = build_model(load_config(path, backbone_kwargs))
     if toolbox == 'mmdet':
         samples = _det_data_samples(*_padded(size, model))
@@ -671,7 +555,7 @@ def make_config_step(path: str, size: Size, batch: int, mode: str,
     """
     from mmengine.optim import build_optim_wrapper
 
-    from .complexity import build_model
+    from swat_mm.utils.complexity import build_model
     cfg = load_config(path, backbone_kwargs)
     model, toolbox = build_model(cfg)
     dev = torch.device(device)
@@ -846,7 +730,7 @@ def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
 
     flops = None
     if job.get('count_flops') and 'ours' in impls and not job.get('config'):
-        from .complexity import count_complexity
+        from swat_mm.utils.complexity import count_complexity
         flops = count_complexity(
             build_backbone(resolve_model(job['model']),
                            job.get('model_kwargs')),
@@ -907,8 +791,9 @@ def _worker_main() -> None:
 
 
 def _worker_env(threads: Optional[int]) -> Dict[str, str]:
-    """This environment, with this checkout first on the path and the
-    OpenMP thread count set before torch starts."""
+    """This environment, with this checkout's root first on the path (the
+    worker imports this module, and swat_mm, from it) and the OpenMP thread
+    count set before torch starts."""
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
@@ -925,7 +810,8 @@ def run_isolated(job: Dict[str, Any], timeout: Optional[float] = None
     is its own); raises with the worker's stderr tail on failure."""
     env = _worker_env(job.get('threads'))
     cmd = [sys.executable, '-c',
-           'from swat_mm.apis.benchmark import _worker_main; _worker_main()']
+           'from tools.analysis_tools.benchmark_engine import _worker_main; '
+           '_worker_main()']
     proc = subprocess.run(cmd, input=json.dumps(job), capture_output=True,
                           text=True, env=env, timeout=timeout)
     for line in reversed(proc.stdout.splitlines()):
@@ -939,8 +825,8 @@ def run_isolated(job: Dict[str, Any], timeout: Optional[float] = None
 def gemm_rate_isolated(device: str = 'cpu',
                        threads: Optional[int] = None) -> float:
     """:func:`gemm_rate` in a fresh process with ``threads`` threads."""
-    code = ('import sys, torch; from swat_mm.apis.benchmark import '
-            'gemm_rate, _RESULT_MARK; t = int(sys.argv[1]); '
+    code = ('import sys, torch; from tools.analysis_tools.benchmark_engine '
+            'import gemm_rate, _RESULT_MARK; t = int(sys.argv[1]); '
             't and torch.set_num_threads(t); '
             'print(_RESULT_MARK + str(gemm_rate(device=sys.argv[2])))')
     out = subprocess.run(

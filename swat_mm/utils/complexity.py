@@ -38,9 +38,10 @@ from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
-from swat_mm.utils.flops import EXTRA_OP_HANDLES
+from swat_mm.engine.runner_utils import (get_toolbox, register_toolbox,
+                                         replace_sync_bn)
 
-from .runner_utils import get_toolbox, register_toolbox, replace_sync_bn
+from .flops import EXTRA_OP_HANDLES
 
 #: Default input (H, W) per toolbox: the sizes the model zoos quote.
 DEFAULT_SHAPES: Dict[str, Tuple[int, int]] = {

@@ -2,7 +2,11 @@
 
 :func:`make_toy_data` writes up to three datasets under one root, each in the
 layout the real OpenMMLab dataset classes read, so that a config differs from
-the full-scale one only in its data root, sizes and schedule:
+the full-scale one only in its data root, sizes and schedule. The class names
+are defined here only; the toy configs' dataset types
+(:mod:`swat_mm.testing.toy_datasets`) take them from this module, which
+imports nothing of OpenMMLab (``tools/make_toy_data.py`` runs it without
+mmcv):
 
 ``imagenet`` (mmpretrain ``ImageNet`` / ``CustomDataset``)::
 
@@ -16,14 +20,17 @@ the full-scale one only in its data root, sizes and schedule:
     ring, cross), random colour, size, position and rotation on a textured
     random background; the colour says nothing about the class. 40 train and
     10 val images per class. mmpretrain's ``ImageNet`` carries the 1000
-    ImageNet names as its metainfo, so a toy config overrides them::
+    ImageNet names as its metainfo; the toy configs use its subclass
+    :class:`~swat_mm.testing.toy_datasets.ToyImageNet`, whose metainfo is
+    :data:`IMAGENET_CLASSES`::
 
-        dataset=dict(type='ImageNet', data_root='data/toy/imagenet',
-                     split='train', metainfo=dict(classes=IMAGENET_CLASSES))
+        dataset=dict(type='swat_mm.ToyImageNet', data_root='data/toy/imagenet',
+                     split='train')
 
-    (``split`` picks ``train/`` and ``meta/train.txt``.) ``CustomDataset``
-    with ``ann_file='meta/train.txt', data_prefix='train'`` and the same
-    ``classes`` reads it too. With 5 classes use
+    (``split`` picks ``train/`` and ``meta/train.txt``.) ``ImageNet`` with
+    ``metainfo=dict(classes=IMAGENET_CLASSES)``, and ``CustomDataset`` with
+    ``ann_file='meta/train.txt', data_prefix='train'`` and the same
+    ``classes``, read it too. With 5 classes use
     ``val_evaluator=dict(type='Accuracy', topk=(1, ))``: top-5 is always 100%.
 
     ``token_label/`` holds dense labels for SVT's token-labelling training
@@ -48,7 +55,10 @@ the full-scale one only in its data root, sizes and schedule:
     hidden object with a hole (which a COCO polygon cannot express), a
     fragment under 12 pixels or under a third of the object visible are
     redrawn. Each class has its own hue range (with jitter and texture), so a
-    detector can learn it within minutes; the shape is the other cue. Use
+    detector can learn it within minutes; the shape is the other cue. Read it
+    with ``type='swat_mm.ToyCocoDataset'``
+    (:class:`~swat_mm.testing.toy_datasets.ToyCocoDataset`, whose metainfo is
+    :data:`COCO_CLASSES`), or ``CocoDataset`` with
     ``metainfo=dict(classes=COCO_CLASSES)``. 120 train, 30 val images.
 
 ``ade20k`` (mmseg ``ADE20KDataset``)::
@@ -707,7 +717,8 @@ def make_toy_data(root: str = 'data/toy',
             stamp = _read_stamp(final)
             if stamp is None:
                 raise FileExistsError(
-                    f'{final} exists but was not written by swat_mm.toy_data '
+                    f'{final} exists but was not written by '
+                    'swat_mm.testing.toy_data '
                     f'(no {_STAMP}); move it away or pick another root')
             if _stamp_ok(stamp, name, seed) and not force:
                 continue

@@ -30,7 +30,8 @@ stops with the snippet: the model code itself is the official one.
 The official models run at the input size they are built for only (224 for
 the zoo archs). The golden-fixture generators
 (``tests/golden/make_swat_golden.py``, ``make_swat_swin_golden.py``) use the
-same patch functions.
+same patch functions; our weights go in through :mod:`.loading`, as for the
+other families.
 """
 import ast
 import importlib
@@ -43,6 +44,8 @@ from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
+
+from .loading import load_matching
 
 _COPY_COUNT = [0]
 
@@ -380,7 +383,7 @@ def build_official_swat_vit(repo: str, ours: nn.Module) -> nn.Module:
         qkv_bias=attn.qkv_linear.bias is not None,
         drop_path_rate=_drop_path_rate(ours))
     # the classifier is the only official-only part
-    _load_official(model, ours, lambda k: k.startswith('head.'))
+    load_matching(model, ours, lambda k: k.startswith('head.'))
     return _OfficialSWATViTBackbone(model)
 
 
@@ -441,14 +444,9 @@ def build_official_swat_swin(repo: str, ours: nn.Module) -> nn.Module:
         window_size=a['window_size'][0], mlp_ratio=a['mlp_ratio'],
         qkv_bias=blk.attn.qkv_linear.bias is not None, num_classes=1000,
         drop_path_rate=_drop_path_rate(ours))
-    _load_official(model, ours,
-                   lambda k: k.endswith('attn_mask') or k.startswith('head.'))
+    load_matching(model, ours,
+                  lambda k: k.endswith('attn_mask') or k.startswith('head.'))
     return _OfficialSWATSwinBackbone(model)
-
-
-def _load_official(official: nn.Module, ours: nn.Module, allowed) -> None:
-    from .benchmark import _load_matching
-    _load_matching(official, ours, allowed)
 
 
 class _OfficialSWATMlpBackbone(nn.Module):
@@ -502,7 +500,7 @@ def build_official_swat_mixer(repo: str, ours: nn.Module) -> nn.Module:
         num_blocks=s['num_layers'], embed_dim=s['embed_dims'],
         mlp_ratio=tuple(s['mlp_ratio']), block_layer=mm.MixerBlockConv,
         drop_path_rate=_drop_path_rate(ours))
-    _load_official(model, ours, lambda k: k.startswith('head.'))
+    load_matching(model, ours, lambda k: k.startswith('head.'))
     return _OfficialSWATMlpBackbone(model, grid)
 
 
@@ -524,5 +522,5 @@ def build_official_swat_resmlp(repo: str, ours: nn.Module) -> nn.Module:
         num_blocks=s['num_layers'], embed_dim=s['embed_dims'],
         mlp_ratio=s['mlp_ratio'], block_layer=mm.ResBlockConv,
         norm_layer=mm.Affine, drop_path_rate=_drop_path_rate(ours))
-    _load_official(model, ours, lambda k: k.startswith('head.'))
+    load_matching(model, ours, lambda k: k.startswith('head.'))
     return _OfficialSWATMlpBackbone(model, grid)
