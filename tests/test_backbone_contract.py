@@ -380,7 +380,6 @@ def test_frozen_stages_stay_unchanged_by_a_training_step(
     torch.manual_seed(0)
     model = build(name, out_indices=all_indices(name), frozen_stages=frozen,
                   drop_path_rate=0.)
-    model.init_weights()
     # twice: the runner calls .train() again after each validation, and
     # that must not unfreeze anything
     model.train()
@@ -460,7 +459,7 @@ def test_norm_eval_freezes_batch_norm_statistics(
         name: str, variant: dict) -> None:
     """With ``norm_eval=True``, ``.train()`` puts every batch norm in eval
     mode and nothing else, and a training step's forward leaves their
-    running statistics as they were; with ``norm_eval=False`` the same
+    running statistics as they were; with ``norm_eval`` off the same
     forward moves them (so the forward does reach the norms)."""
     spec(name)
     x = image(name, 2)
@@ -475,13 +474,11 @@ def test_norm_eval_freezes_batch_norm_statistics(
     for stats, m in zip(before, norms):
         for k, b in m.named_buffers():
             assert torch.equal(stats[k], b), k
-    # SyncBN without a process group (CPU) normalises like BN
-    control = build(name, norm_eval=False, out_indices=all_indices(name),
-                    **variant).train()
-    control.load_state_dict(model.state_dict())
-    norms = [m for m in control.modules() if has_running_stats(m)]
+    model.norm_eval = False
+    model.train()
     assert all(m.training for m in norms)
-    control(x)
+    # SyncBN without a process group (CPU) normalises like BN
+    model(x)
     for stats, m in zip(before, norms):
         assert not torch.equal(stats['running_mean'], m.running_mean)
 
