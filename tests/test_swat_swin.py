@@ -1,7 +1,6 @@
-"""SWAT-Swin: parity with the official model, shapes, sizes, training
-switches, converter."""
-import copy
-
+"""SWAT-Swin: parity with the official model, shapes, sizes, converter,
+fast paths. What every backbone promises (frozen_stages, norm_eval,
+with_cp, tracing, input checks): tests/test_backbone_contract.py."""
 import pytest
 import torch
 import torch.nn as nn
@@ -210,72 +209,6 @@ def test_small_arch():
     assert 48.1e6 < params < 48.2e6, params
 
 
-def test_frozen_stages():
-    model = SWATSwin(arch=TINY, frozen_stages=2, out_indices=(0, 1, 2, 3))
-    model.train()
-    frozen = [model.patch_embed, model.layers[0], model.layers[1],
-              model.norm0, model.norm1]
-    for m in frozen:
-        assert not m.training
-        assert all(not p.requires_grad for p in m.parameters())
-    for m in [model.layers[2], model.layers[3], model.norm2, model.norm]:
-        assert m.training
-        assert all(p.requires_grad for p in m.parameters())
-    outs = model(torch.randn(1, 3, 32, 32))
-    sum(o.sum() for o in outs).backward()
-    assert model.layers[0].blocks[0].attn.qkv.weight.grad is None
-    assert model.layers[2].blocks[0].attn.qkv.weight.grad is not None
-
-
-def test_norm_eval():
-    """No BatchNorm in SWAT-Swin: norm_eval leaves training mode (and the
-    outputs) as they are."""
-    torch.manual_seed(0)
-    model = SWATSwin(arch=TINY, norm_eval=True, drop_path_rate=0.)
-    model.train()
-    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-                   for m in model.modules())
-    assert model.layers[0].blocks[0].attn.training
-    x = torch.randn(1, 3, 32, 32)
-    train_out = model(x)[0]
-    model.eval()
-    assert torch.allclose(train_out, model(x)[0])
-
-
-def test_with_cp_same_outputs_and_gradients():
-    torch.manual_seed(0)
-    model = SWATSwin(arch=TINY, out_indices=(0, 1, 2, 3), drop_path_rate=0.)
-    model_cp = copy.deepcopy(model)
-    model_cp.with_cp = True
-    x = torch.randn(2, 3, 48, 40)
-    outs = model(x)
-    outs_cp = model_cp(x)
-    for a, b in zip(outs, outs_cp):
-        assert torch.allclose(a, b, atol=1e-6)
-    sum(o.square().mean() for o in outs).backward()
-    sum(o.square().mean() for o in outs_cp).backward()
-    for (name, p), p_cp in zip(model.named_parameters(),
-                               model_cp.parameters()):
-        assert torch.allclose(p.grad, p_cp.grad, atol=1e-6, rtol=1e-5), name
-
-
-def test_every_parameter_gets_a_gradient():
-    torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='swat_mm.SWATSwin', arch=TINY,
-                      drop_path_rate=0.1, out_indices=(3, )),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=128)))
-    model.init_weights()
-    model.train()
-    logits = model(torch.randn(2, 3, 40, 56), mode='tensor')
-    logits.sum().backward()
-    no_grad = [n for n, p in model.named_parameters()
-               if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not no_grad
-
-
 @pytest.mark.parametrize('kwargs, match', [
     (dict(arch='base'), "Unknown SWATSwin arch 'base'"),
     (dict(arch=dict(depths=[2, 2, 6, 2])), r"missing \['num_heads'\]"),
@@ -294,17 +227,10 @@ def test_every_parameter_gets_a_gradient():
     (dict(arch=dict(TINY, mlp_dw_kernel=[3, 4, 5, 1])), 'must be odd'),
     (dict(arch=dict(TINY, tokenizer=dict(patch=2))),
      r"unknown tokenizer keys \['patch'\]"),
-    (dict(arch=TINY, frozen_stages=5), 'frozen_stages'),
 ])
 def test_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SWATSwin(**kwargs)
-
-
-def test_wrong_input_channels():
-    model = SWATSwin(arch=TINY)
-    with pytest.raises(ValueError, match=r'expects \(B, 3, H, W\)'):
-        model(torch.randn(1, 1, 32, 32))
 
 
 @pytest.mark.parametrize('dtype,tol,gtol', [(torch.float64, 1e-10, 1e-9),

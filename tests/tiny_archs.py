@@ -49,18 +49,63 @@ FAMILY_CASES = {
 # size; the one img_size of the fixed-token SWAT MLPs), and per stage (or
 # block, for the single-stage families) the channels and the stride: a map
 # is (B, channels[i], ceil(H / strides[i]), ceil(W / strides[i])).
+#
+# ``parts``: the module and parameter names (built with every out_index) of
+# what ``frozen_stages`` freezes, step by step: parts[0] is what 0 freezes
+# (the stem), parts[i + 1] what i + 1 adds: stage or block i with its
+# output norm and the down-sampling the family groups with it (the one
+# after the stage in STViT and SWATSwin, the one before it in SVT). Every
+# parameter is in exactly one part.
+#
+# ``batch_norm``: the constructor overrides under which the tiny arch has
+# batch norms (BN, SyncBN), for the ``norm_eval`` contract; ``{}`` where it
+# has them as built, none where the family has LayerNorms only.
 FAMILY_GEOMETRY = {
-    'stvit': dict(extra={}, size=(67, 45), channels=(16, 32, 48, 64),
-                  strides=(4, 8, 16, 32)),
-    'svt': dict(extra={}, size=(67, 45), channels=(16, 24, 32, 40),
-                strides=(4, 8, 16, 32)),
+    'stvit': dict(
+        extra={}, size=(67, 45), channels=(16, 32, 48, 64),
+        strides=(4, 8, 16, 32),
+        parts=(('patch_embed', ), ('layers.0', ), ('layers.1', ),
+               ('layers.2', ), ('layers.3', )),
+        batch_norm=({}, dict(norm_cfg=dict(type='SyncBN')))),
+    'svt': dict(
+        extra={}, size=(67, 45), channels=(16, 24, 32, 40),
+        strides=(4, 8, 16, 32),
+        # no norm4 without final_norm
+        parts=(('patch_embed1', ), ('block1', 'norm1'),
+               ('patch_embed2', 'block2', 'norm2'),
+               ('patch_embed3', 'block3', 'norm3'),
+               ('patch_embed4', 'block4')),
+        # the stem's batch norms
+        batch_norm=({}, dict(norm_cfg=dict(type='SyncBN')))),
     # tokens of 2 x 4 x 4 after the stride-2 stem: token stride 8
-    'swat_vit': dict(extra=dict(out_type='featmap'), size=(37, 51),
-                     channels=(32, ) * 4, strides=(8, ) * 4),
-    'swat_mixer': dict(extra={}, size=(32, 32), channels=(32, ) * 3,
-                       strides=(8, ) * 3),
-    'swat_resmlp': dict(extra={}, size=(32, 32), channels=(48, ) * 3,
-                        strides=(8, ) * 3),
-    'swat_swin': dict(extra={}, size=(67, 45), channels=(16, 32, 64, 128),
-                      strides=(4, 8, 16, 32)),
+    'swat_vit': dict(
+        extra=dict(out_type='featmap'), size=(37, 51), channels=(32, ) * 4,
+        strides=(8, ) * 4,
+        parts=(('patch_embed', 'pos_embed'), ('blocks.0', ), ('blocks.1', ),
+               ('blocks.2', ), ('blocks.3', 'norm')),
+        batch_norm=tuple(
+            dict(arch=dict(SWAT_VIT_TINY, stem_norm_cfg=dict(type=t)))
+            for t in ('BN', 'SyncBN'))),
+    'swat_mixer': dict(
+        extra={}, size=(32, 32), channels=(32, ) * 3, strides=(8, ) * 3,
+        parts=(('stem', ), ('blocks.0', ), ('blocks.1', ),
+               ('blocks.2', 'norm')),
+        batch_norm=tuple(
+            dict(arch=dict(SWAT_MIXER_TINY, stem_norm_cfg=dict(type=t)))
+            for t in ('BN', 'SyncBN'))),
+    'swat_resmlp': dict(
+        extra={}, size=(32, 32), channels=(48, ) * 3, strides=(8, ) * 3,
+        parts=(('stem', ), ('blocks.0', ), ('blocks.1', ),
+               ('blocks.2', 'norm')),
+        batch_norm=tuple(
+            dict(arch=dict(SWAT_RESMLP_TINY, stem_norm_cfg=dict(type=t)))
+            for t in ('BN', 'SyncBN'))),
+    'swat_swin': dict(
+        extra={}, size=(67, 45), channels=(16, 32, 64, 128),
+        strides=(4, 8, 16, 32),
+        # the last stage's output norm is the official final ``norm``
+        parts=(('patch_embed', ), ('layers.0', 'norm0'),
+               ('layers.1', 'norm1'), ('layers.2', 'norm2'),
+               ('layers.3', 'norm')),
+        batch_norm=()),
 }
