@@ -10,8 +10,9 @@ same error messages.
 import numbers
 import os.path as osp
 from collections import Counter, OrderedDict
-from typing import (AbstractSet, Any, Callable, Dict, Iterable, List,
-                    Mapping, Optional, Sequence, Tuple, Union)
+from contextlib import contextmanager, nullcontext
+from typing import (AbstractSet, Any, Callable, Dict, Iterable, Iterator,
+                    List, Mapping, Optional, Sequence, Tuple, Union)
 
 import torch
 import torch.nn as nn
@@ -209,11 +210,39 @@ def check_rates(rates: Mapping[str, float]) -> None:
 
 
 def check_frozen_stages(frozen_stages: int, num: int) -> int:
-    """``frozen_stages`` after checking it is in ``[-1, num]``."""
+    """``frozen_stages`` after checking it is an int in ``[-1, num]``."""
+    if isinstance(frozen_stages, bool) or not isinstance(
+            frozen_stages, numbers.Integral):
+        raise ValueError(
+            f'frozen_stages must be an int in [-1, {num}] (-1 freezes '
+            f'nothing), got {frozen_stages!r} of type '
+            f'{type(frozen_stages).__name__}')
+    frozen_stages = int(frozen_stages)
     if not -1 <= frozen_stages <= num:
         raise ValueError(f'frozen_stages must be in [-1, {num}], '
                          f'got {frozen_stages}')
     return frozen_stages
+
+
+@contextmanager
+def batch_norm_statistics_kept(module: nn.Module) -> Iterator[None]:
+    """Run code that calls ``module`` again on a batch it has already seen
+    (gradient checkpointing's recomputation) without counting that batch
+    twice: the running statistics (mean, var, ``num_batches_tracked``) of
+    its batch norms in training mode are restored on exit. The outputs are
+    unchanged: in training mode a batch norm normalises with the batch's
+    own statistics."""
+    saved = [(m, [b.clone() for b in m.buffers(recurse=False)])
+             for m in module.modules()
+             if isinstance(m, _BatchNorm) and m.training
+             and m.track_running_stats]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in saved:
+                for b, old in zip(m.buffers(recurse=False), buffers):
+                    b.copy_(old)
 
 
 def freeze(modules: Iterable[nn.Module]) -> None:
@@ -588,9 +617,14 @@ class StagedBackboneMixin:
 
     def _run_block(self, blk: nn.Module, *args: Any) -> Any:
         """``blk(*args)``, through gradient checkpointing with ``with_cp``
-        when gradients are being recorded."""
+        when gradients are being recorded. The backward pass runs the block
+        a second time; its batch norms must not count that batch twice, so
+        the recomputation runs under :func:`batch_norm_statistics_kept`."""
         if self.with_cp and torch.is_grad_enabled():
-            return cp.checkpoint(blk, *args, use_reentrant=False)
+            return cp.checkpoint(
+                blk, *args, use_reentrant=False,
+                context_fn=lambda: (nullcontext(),
+                                    batch_norm_statistics_kept(blk)))
         return blk(*args)
 
     def train(self, mode: bool = True) -> Any:

@@ -76,7 +76,7 @@ official 224 input beyond float rounding:
   SwinTransformer.
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -245,17 +245,30 @@ def window_reverse(windows: torch.Tensor, ws: int, H: int,
 
 def shift_window_mask(H: int, W: int, ws: int, shift: int,
                       device: torch.device) -> torch.Tensor:
-    """The official SW-MSA mask for an (H, W) map: (nW, ws*ws, ws*ws) with 0
-    within a region and -100 across regions."""
-    img = torch.zeros(1, H, W, 1, device=device)
-    cnt = 0
-    for hs in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-        for wsl in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-            img[:, hs, wsl, :] = cnt
-            cnt += 1
-    win = window_partition(img, ws).squeeze(-1)  # (nW, ws*ws)
-    mask = win.unsqueeze(1) - win.unsqueeze(2)
-    return mask.masked_fill(mask != 0, -100.).masked_fill(mask == 0, 0.)
+    """The official SW-MSA mask for an (H, W) map rolled by ``shift``:
+    (nW, ws*ws, ws*ws) with 0 within a region and -100 across regions. The
+    regions are the official ones: per side, the map before the last window,
+    the last window before the rolled-in strip and that strip, labelled row
+    region * 3 + column region. Written with ``arange`` of the map's sides
+    so that a traced graph computes it for the size it is given."""
+    def regions(n: int) -> torch.Tensor:
+        i = torch.arange(n, device=device)
+        return (i >= n - ws).long() + (i >= n - shift).long()
+
+    label = regions(H)[:, None] * 3 + regions(W)[None, :]
+    win = window_partition(label[None, :, :, None], ws).squeeze(-1)
+    cross = win.unsqueeze(1) != win.unsqueeze(2)  # (nW, ws*ws, ws*ws)
+    return cross.float() * -100.
+
+
+def roll_rows_cols(x: torch.Tensor, shift: Any) -> torch.Tensor:
+    """``torch.roll(x, (shift, shift), dims=(1, 2))`` of (B, H, W, C), as
+    index selects, so that ``shift`` may be a tensor: a traced graph keeps
+    the shift as data of the input size rather than a constant."""
+    H, W = x.shape[1], x.shape[2]
+    rows = (torch.arange(H, device=x.device) - shift) % H
+    cols = (torch.arange(W, device=x.device) - shift) % W
+    return x.index_select(1, rows).index_select(2, cols)
 
 
 class SwinBlock(nn.Module):
@@ -319,21 +332,25 @@ class SwinBlock(nn.Module):
         attention."""
         B, H, W, C = x.shape
         ws = self.window_size
-        # a map inside one window would only be rolled onto itself
-        shift = self.shift_size if (H > ws or W > ws) else 0
         x = self.norm1(x)
-        pad_b, pad_r = (ws - H % ws) % ws, (ws - W % ws) % ws
-        if pad_b or pad_r:
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-        Hp, Wp = H + pad_b, W + pad_r
+        Hp, Wp = -(-H // ws) * ws, -(-W // ws) * ws
+        x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
         mask = None
-        if shift:
-            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-            mask = shift_window_mask(Hp, Wp, ws, shift, x.device)
+        if self.shift_size:
+            # A map inside one window is not shifted (as the official code).
+            # Written as data, not a Python branch on the size: under
+            # tracing the sizes are tensors and the graph keeps the rule.
+            # Long, not bool: TorchScript folds ``shift * 1`` to a bool.
+            on = torch.as_tensor((H > ws) | (W > ws), dtype=torch.long,
+                                 device=x.device)
+            shift = self.shift_size * on
+            x = roll_rows_cols(x, -shift)
+            mask = shift_window_mask(Hp, Wp, ws, self.shift_size,
+                                     x.device) * on
         x = self.attn(window_partition(x, ws), mask=mask)
         x = window_reverse(x, ws, Hp, Wp)
-        if shift:
-            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        if self.shift_size:
+            x = roll_rows_cols(x, shift)
         return x[:, :H, :W, :]
 
 
