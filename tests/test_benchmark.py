@@ -393,17 +393,15 @@ def test_cli_config_training_with_generic_paths(tmp_path):
 
 def test_fast_layers_switch():
     """Built with the fast layers off, a model runs the reference
-    formulations (no oneDNN, F.unfold/F.fold neighbourhoods) and gives the
+    formulations (F.unfold/F.fold neighbourhoods) and gives the
     same outputs and gradients, for the same stochastic-depth draws; the
     choice is made when the model is built and kept."""
     from swat_mm.models.layers.config import fast_layers, use_fast_layers
-    from swat_mm.models.layers.onednn import onednn_ok
     x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        assert onednn_ok(x)
-        with fast_layers(False):
-            assert not onednn_ok(x) and not use_fast_layers()
-        assert onednn_ok(x)
+    assert use_fast_layers()
+    with fast_layers(False):
+        assert not use_fast_layers()
+    assert use_fast_layers()
 
     torch.manual_seed(0)
     first = STViT(arch=TINY, drop_path_rate=0.5, out_indices=(0, 1, 2, 3))

@@ -107,9 +107,8 @@ def test_compiled_inference_matches_eager(case):
     assert len(got) == len(expected)
     for a, b in zip(got, expected):
         assert a.shape == b.shape
-        # at the output's scale: eager SVT/SWAT inference on CPU runs
-        # oneDNN's fused kernels, the compiled graph the plain ops (SWAT
-        # Swin 2.3e-5 at a scale of about 3 on an AMD EPYC)
+        # at the output's scale: inductor fuses and reorders the sums
+        # (SWAT Swin 2.3e-5 at a scale of about 3 on an AMD EPYC)
         scale = max(1., b.abs().max().item())
         assert torch.allclose(a, b, rtol=TOL['rtol'],
                               atol=TOL['atol'] * scale), (a - b).abs().max()

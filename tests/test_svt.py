@@ -19,6 +19,7 @@ from swat_mm.converters import ConversionError, convert_svt
 from swat_mm.datasets.token_label import dense_label_target
 from swat_mm.models.backbones.svt import SVT
 from swat_mm.models.heads import SVTClsHead
+from swat_mm.models.layers.config import fast_layers
 from swat_mm.models.layers.spectral import SpectralChannelMixing
 from swat_mm.utils.complexity import count_complexity
 from swat_mm.utils.flops import EXTRA_OP_HANDLES
@@ -234,12 +235,14 @@ def test_flops_at_224(arch):
     figures draw, counted as module-hook counters (ptflops) count, without
     the attention matmuls, the complex einsums and the DTCWT: that
     convention reproduces 3.9/6.3/12.7 G within 1 %."""
-    model = build_classifier(arch)
+    with fast_layers(False):  # as get_flops.py builds a config's model
+        model = build_classifier(arch)
     flops = count_complexity(model, (224, 224))['flops']
     assert abs(flops - OUR_FLOPS[arch]) / OUR_FLOPS[arch] < 0.005, flops
     assert 1.2 < flops / PAPER_FLOPS[arch] < 1.35
 
-    paper_model = build_classifier(arch, num_scatter_stages=2).eval()
+    with fast_layers(False):
+        paper_model = build_classifier(arch, num_scatter_stages=2).eval()
 
     class Tensor(nn.Module):
         def __init__(self):
@@ -262,7 +265,8 @@ def test_flops_at_224(arch):
 
 
 def test_dtcwt_flop_handles_count_the_transforms():
-    mix = SpectralChannelMixing(8, 16).eval()
+    with fast_layers(False):  # the reference formulation, counted
+        mix = SpectralChannelMixing(8, 16).eval()
     analyzer = FlopAnalyzer(mix, (torch.randn(2, 8, 15, 16), ))
     analyzer.set_op_handle(**EXTRA_OP_HANDLES)
     analyzer.unsupported_ops_warnings(False)
@@ -504,15 +508,19 @@ def test_gemm_dtcwt_gradients():
     ((2, 16, 16, 16), 16), ((2, 8, 15, 17), 16), ((1, 8, 1, 1), 4),
     ((2, 64, 56, 56), 56)])
 def test_gemm_spectral_mixing_matches_reference(shape, filter_size):
-    """impl='gemm' gives the official formulation's outputs and the same
-    gradients for the input and every parameter (fp32; 1e-5 of each
-    tensor's scale)."""
+    """The fast (GEMM) formulation gives the official formulation's outputs
+    and the same gradients for the input and every parameter (fp32; 1e-5 of
+    each tensor's scale); the reference one trains too (pytorch_wavelets
+    behind the one-node autograd Functions)."""
     torch.manual_seed(0)
-    mix = SpectralChannelMixing(shape[1], filter_size)
+    fast = SpectralChannelMixing(shape[1], filter_size)
+    with fast_layers(False):
+        ref = SpectralChannelMixing(shape[1], filter_size)
+    ref.load_state_dict(fast.state_dict())
+    assert (ref.fast, fast.fast) == (False, True)
     x = torch.randn(*shape, requires_grad=True)
     results = []
-    for impl in ('reference', 'gemm'):
-        mix.impl = impl
+    for mix in (ref, fast):
         out = mix(x)
         grads = torch.autograd.grad(
             (out * torch.cos(torch.arange(out.numel()).view_as(out))).sum(),
@@ -522,14 +530,13 @@ def test_gemm_spectral_mixing_matches_reference(shape, filter_size):
         # (+1e-9: at 1x1 some gradients are rounding noise around zero)
         err = (got - ref).abs().max().item()
         assert err <= 1e-5 * ref.abs().max().item() + 1e-9, err
-    with pytest.raises(ValueError, match="impl must be 'gemm' or"):
-        SpectralChannelMixing(8, 4, impl='fft')
 
 
 def test_spectral_impls_agree_in_the_backbone():
     torch.manual_seed(0)
-    ref = SVT(spectral_impl='reference', **TINY_KW).eval()
-    fast = SVT(spectral_impl='gemm', **TINY_KW).eval()
+    with fast_layers(False):
+        ref = SVT(**TINY_KW).eval()
+    fast = SVT(**TINY_KW).eval()
     fast.load_state_dict(ref.state_dict())
     x = torch.randn(2, 3, 64, 48)
     with torch.no_grad():
@@ -552,32 +559,3 @@ def test_spectral_mixing_transforms_in_fp32_under_autocast():
     assert got.dtype == torch.float32
     err = (got - expected).abs().max() / expected.abs().max()
     assert err < 2e-2, err.item()
-
-
-def test_onednn_feed_forward_matches_plain_ops():
-    """The fused oneDNN linear/conv+GELU path of the FFN (inference) and its
-    training path (fused-bias forward, usual backward) against the plain
-    ops, outputs and gradients."""
-    from swat_mm.models.backbones.svt import FFN
-    from swat_mm.models.layers.onednn import HAS_ONEDNN
-    if not HAS_ONEDNN:
-        pytest.skip('this PyTorch has no oneDNN fused ops')
-    torch.manual_seed(0)
-    ffn = FFN(16, 64)
-    x = torch.randn(2, 7 * 9, 16)
-
-    def plain(x):
-        h = ffn.fc1(x)
-        h = ffn.dwconv.dwconv(h.transpose(1, 2).reshape(2, 64, 7, 9))
-        return ffn.fc2(nn.functional.gelu(h).flatten(2).transpose(1, 2))
-
-    with torch.no_grad():
-        assert torch.allclose(ffn(x, 7, 9), plain(x), atol=1e-6)
-    xs = [x.clone().requires_grad_() for _ in range(2)]
-    grads = []
-    for fn, xi in zip((lambda v: ffn(v, 7, 9), plain), xs):
-        out = fn(xi)
-        grads.append(torch.autograd.grad(out.square().sum(),
-                                         [xi] + list(ffn.parameters())))
-    for a, b in zip(*grads):
-        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -5,6 +5,7 @@ tests/test_backbone_contract.py."""
 import importlib.util
 import os.path as osp
 import sys
+from functools import partial
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from swat_mm.converters import ConversionError, convert_swat
 from swat_mm.models.backbones.swat_mlp import SWATMixer, SWATResMLP
 from swat_mm.models.backbones.swat_vit import SWATViT
 from swat_mm.models.layers import SWATTokenizer
+from swat_mm.models.layers.config import fast_layers
 from swat_mm.utils.complexity import count_complexity
 from tests.golden.cases import assert_official_logits, load_fixture
 from tests.tiny_archs import (SWAT_MIXER_TINY, SWAT_RESMLP_TINY,
@@ -179,7 +181,8 @@ def build_classifier(backbone, arch, channels):
 
 @pytest.mark.parametrize('key', list(REFERENCE), ids=lambda k: k[1])
 def test_params_and_flops_match_reference(key):
-    model = build_classifier(*key)
+    with fast_layers(False):  # as get_flops.py builds a config's model
+        model = build_classifier(*key)
     result = count_complexity(model, (224, 224))
     params, flops = REFERENCE[key]
     assert abs(result['params'] - params) / params < 0.01, result['params']
@@ -398,49 +401,56 @@ def test_conv_mlp_channels_last_path_matches_nchw():
                                rtol=1e-5, atol=1e-5)
     for g, p in zip(fast_grads, mlp.parameters()):
         torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)
-    with torch.no_grad():  # the oneDNN fused bias+GELU GEMMs
+    with torch.no_grad():  # the in-place GELU without autograd
         torch.testing.assert_close(mlp(x_cl.permute(0, 3, 1, 2)),
                                    mlp(x_nchw), rtol=1e-5, atol=1e-5)
 
 
-def _reference_forward(model, x, monkeypatch):
-    """``model(x)`` through the reference (official) formulation: the fast
-    paths step aside while the jit tracer runs (FLOP counting)."""
-    with monkeypatch.context() as m:
-        m.setattr(torch.jit, 'is_tracing', lambda: True)
-        return model(x)
+def _twins(make):
+    """``make()`` built with the fast layers and with the reference
+    (official) formulation (``fast_layers(False)``), same weights."""
+    fast = make()
+    with fast_layers(False):
+        ref = make()
+    ref.load_state_dict(fast.state_dict())
+    return fast, ref
 
 
 @pytest.mark.parametrize('dtype,tol,gtol', [(torch.float64, 1e-10, 1e-9),
                                             (torch.float32, 1e-5, 1e-3)])
 @pytest.mark.parametrize('family', ['vit', 'mixer', 'resmlp'])
-def test_fast_paths_match_reference_formulation(family, dtype, tol, gtol,
-                                                monkeypatch):
-    """Whole backbones: fast paths (fused projections, channels-last conv
+def test_fast_paths_match_reference_formulation(family, dtype, tol, gtol):
+    """Whole backbones: fast layers (fused projections, channels-last conv
     MLPs, channels-last tokenizer) against the reference formulation, in
     eval (cached matrices) and with gradients."""
     torch.manual_seed(0)
     if family == 'vit':
-        model = SWATViT(arch=VIT_TINY, img_size=32, out_type='featmap')
+        make = partial(SWATViT, arch=VIT_TINY, img_size=32,
+                       out_type='featmap')
     elif family == 'mixer':
-        model = SWATMixer(arch=MIXER_TINY, img_size=32)
+        make = partial(SWATMixer, arch=MIXER_TINY, img_size=32)
     else:
-        model = SWATResMLP(arch=RESMLP_TINY, img_size=32)
-    model = model.to(dtype)
+        make = partial(SWATResMLP, arch=RESMLP_TINY, img_size=32)
+    model, reference = (m.to(dtype) for m in _twins(make))
+    assert {m.fast for m in model.modules() if hasattr(m, 'fast')} == {True}
+    assert {m.fast for m in reference.modules()
+            if hasattr(m, 'fast')} == {False}
     x = torch.randn(2, 3, 32, 32, dtype=dtype)
     model.eval()
+    reference.eval()
     with torch.no_grad():
-        ref = _reference_forward(model, x, monkeypatch)[-1]
+        ref = reference(x)[-1]
         fast = model(x)[-1]
         torch.testing.assert_close(fast, ref, rtol=tol, atol=tol)
         torch.testing.assert_close(model(x)[-1], fast, rtol=0, atol=0)
     model.train()
+    reference.train()
     fast = model(x)[-1]
     grads = torch.autograd.grad(fast.square().sum(), list(
         model.parameters()))
-    ref = _reference_forward(model, x, monkeypatch)[-1]
+    ref = reference(x)[-1]
     ref_grads = torch.autograd.grad(ref.square().sum(), list(
-        model.parameters()))
+        reference.parameters()))
     torch.testing.assert_close(fast, ref, rtol=tol, atol=tol)
     scale = max(r.abs().max().item() for r in ref_grads)
     for g, r in zip(grads, ref_grads):

@@ -24,6 +24,13 @@ The counter is mmengine's ``FlopAnalyzer`` (what
 and would skip silently, under-counting every attention that uses PyTorch's
 fused kernel (STViT's does). Nothing is downloaded: weights are not
 initialised from any ``init_cfg``.
+
+FLOPs are those of the reference formulation of every layer: a config's
+model is built inside ``fast_layers(False)``
+(:mod:`swat_mm.models.layers.config`), since a fast formulation may spend
+other multiply-adds on the same function (SWAT's conv-attention as one
+dense matrix, SVT's block-diagonal maps as dense GEMMs). A model passed in
+is counted as it was built.
 """
 import copy
 import importlib
@@ -38,6 +45,7 @@ from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
+from swat_mm.models.layers.config import fast_layers
 from swat_mm.engine.runner_utils import (get_toolbox, register_toolbox,
                                          replace_sync_bn)
 
@@ -70,7 +78,8 @@ def build_model(cfg: Union[str, Config]) -> Tuple[nn.Module, str]:
     """Build ``cfg.model`` with its toolbox's registry, for counting.
 
     SyncBN is turned into BN first (one process, no process group); weights
-    stay as constructed (no ``init_weights``, hence no download).
+    stay as constructed (no ``init_weights``, hence no download); every
+    layer takes its reference formulation (``fast_layers(False)``).
 
     Returns:
         The model in eval mode and the toolbox name.
@@ -84,7 +93,8 @@ def build_model(cfg: Union[str, Config]) -> Tuple[nn.Module, str]:
     init_default_scope(toolbox)
     replace_sync_bn(cfg.model, 'model')
     registry = importlib.import_module(f'{toolbox}.registry').MODELS
-    model = revert_sync_batchnorm(registry.build(cfg.model))
+    with fast_layers(False):
+        model = revert_sync_batchnorm(registry.build(cfg.model))
     return model.eval(), toolbox
 
 

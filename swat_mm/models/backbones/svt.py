@@ -30,21 +30,12 @@ Deviations from the official code:
   the width (64/96 -> 56x56, 128/192 -> 28x28) and fails at any other input;
   here the size follows ``img_size`` and the stage's stride for any width.
 * Attention runs through ``F.scaled_dot_product_attention`` (same function).
-* Speed-only code paths (same outputs up to fp32 rounding, tested against
-  the official formulation): the DTCWT and its inverse as matrix products
-  on channels-last maps and the two complex block-diagonal maps as two
-  dense GEMMs on [real; imag] rows (``spectral_impl='gemm'``, the default;
-  ``'reference'`` runs pytorch_wavelets and per-block einsums as the
-  official code does); no NCHW round trip around the spectral mixing; on
-  CPU in fp32 the linears add their bias in oneDNN's GEMM epilogue and the
-  feed-forward's depth-wise conv applies GELU in its epilogue
-  (:mod:`swat_mm.models.layers.onednn`). The spectral path runs under
-  ``torch.compile`` without graph breaks, which pytorch_wavelets' autograd
-  Functions prevent.
-* Stochastic depth (:mod:`swat_mm.models.layers.drop_path`): same draws as
-  mmcv's ``DropPath``; in training on CPU a block's branches run on the
-  samples it keeps only, with the plain formulation's outputs and
-  gradients (the official code multiplies the dropped ones by zero).
+* Fast layers (the default; ``fast_layers(False)`` builds the reference
+  ones, :mod:`swat_mm.models.layers.config`; same outputs up to fp32
+  rounding, tested): the DTCWT and its inverse as matrix products on
+  channels-last maps and the complex block-diagonal maps as dense GEMMs
+  (:mod:`swat_mm.models.layers.spectral`, compilable with
+  ``torch.compile``).
 * Dense prediction: ``out_indices`` returns the stage maps as NCHW. Stages
   before the last are returned after their LayerNorm ``norm{i}`` (the
   official model feeds exactly that into the next stage); the last stage is
@@ -72,7 +63,6 @@ from mmengine.model.weight_init import trunc_normal_
 from swat_mm.registry import MODELS
 from ..layers.drop_path import DropPath
 from ..layers.mix_token import MixBox, mix_tokens
-from ..layers.onednn import conv2d_gelu, linear
 from ..layers.spectral import SpectralChannelMixing
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
                    check_stage_lengths, freeze, init_official, parse_arch)
@@ -90,8 +80,7 @@ def _he_normal_fan_out(m: nn.Conv2d) -> None:
 
 
 class DWConv(nn.Module):
-    """Depth-wise 3x3 conv on tokens followed by the FFN's GELU (fused on
-    CPU, see :func:`~swat_mm.models.layers.onednn.conv2d_gelu`); keys
+    """Depth-wise 3x3 conv on tokens followed by the FFN's GELU; keys
     ``dwconv.*`` as officially."""
 
     def __init__(self, dim: int) -> None:
@@ -103,7 +92,7 @@ class DWConv(nn.Module):
         B, N, C = x.shape
         # the tokens as a channels-last (B, C, H, W) view; the conv's
         # output is channels-last too, so the way back is a view as well
-        x = conv2d_gelu(x.transpose(1, 2).reshape(B, C, H, W), self.dwconv)
+        x = F.gelu(self.dwconv(x.transpose(1, 2).reshape(B, C, H, W)))
         return x.flatten(2).transpose(1, 2)
 
 
@@ -118,8 +107,7 @@ class FFN(nn.Module):
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """(B, H*W, C) -> (B, H*W, C)."""
-        x = self.dwconv(linear(x, self.fc1.weight, self.fc1.bias), H, W)
-        return linear(x, self.fc2.weight, self.fc2.bias)
+        return self.fc2(self.dwconv(self.fc1(x), H, W))
 
 
 class Attention(nn.Module):
@@ -141,14 +129,13 @@ class Attention(nn.Module):
         """(B, N, C) -> (B, N, C)."""
         B, N, C = x.shape
         heads = self.num_heads
-        q = linear(x, self.q.weight, self.q.bias)
+        q = self.q(x)
         q = q.reshape(B, N, heads, C // heads).transpose(1, 2)
-        kv = linear(x, self.kv.weight, self.kv.bias)
+        kv = self.kv(x)
         kv = kv.reshape(B, N, 2, heads, C // heads)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, N, d) each
         x = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        return linear(x.transpose(1, 2).reshape(B, N, C), self.proj.weight,
-                      self.proj.bias)
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
 
 
 class ScatterMixing(SpectralChannelMixing):
@@ -166,12 +153,11 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float,
                  scatter: bool, filter_size: Tuple[int, int],
-                 num_blocks: int = 4, drop_path: float = 0.,
-                 spectral_impl: str = 'gemm') -> None:
+                 num_blocks: int = 4, drop_path: float = 0.) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn: nn.Module = ScatterMixing(
-            dim, filter_size, num_blocks, impl=spectral_impl) if scatter \
+            dim, filter_size, num_blocks) if scatter \
             else Attention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = FFN(dim, int(dim * mlp_ratio))
@@ -246,9 +232,6 @@ class SVT(StagedBackboneMixin, BaseModule):
             rest use attention). 1 in the released code, 2 in the paper's
             figures.
         num_blocks: diagonal blocks of the complex high-pass maps.
-        spectral_impl: ``'gemm'`` (default, fast) or ``'reference'`` (the
-            official formulation with pytorch_wavelets); same outputs up to
-            fp32 rounding, see :mod:`swat_mm.models.layers.dtcwt`.
         drop_path_rate: stochastic depth, linear over all blocks from 0 to
             this rate, in [0, 1) (official recipes: 0.1 for
             h-small/h-base, 0.3 for h-large).
@@ -312,7 +295,6 @@ class SVT(StagedBackboneMixin, BaseModule):
                  img_size: IntPair = 224,
                  num_scatter_stages: int = 1,
                  num_blocks: int = 4,
-                 spectral_impl: str = 'gemm',
                  drop_path_rate: float = 0.1,
                  norm_cfg: dict = dict(type='BN'),
                  out_indices: Union[int, Sequence[int]] = (-1, ),
@@ -373,8 +355,7 @@ class SVT(StagedBackboneMixin, BaseModule):
                 Block(embed_dims[i], num_heads[i], mlp_ratios[i],
                       scatter=i < num_scatter_stages,
                       filter_size=self.filter_sizes[i],
-                      num_blocks=num_blocks, drop_path=dpr[first + j],
-                      spectral_impl=spectral_impl)
+                      num_blocks=num_blocks, drop_path=dpr[first + j])
                 for j in range(depths[i])
             ])
             setattr(self, f'patch_embed{i + 1}', patch_embed)

@@ -34,29 +34,30 @@ inverse transform have the even size H + H % 2, W + W % 2; the filter is
 resized to that even size and the inverse transform's output is cropped back
 to (H, W). (The official code, with its fixed filter, fails there.)
 
-Implementations. ``impl='gemm'`` (the default) runs the transforms as
+Formulations (one switch, :mod:`swat_mm.models.layers.config`, read when
+the layer is built). The fast one (the default) runs the transforms as
 matrix products on channels-last maps (:mod:`swat_mm.models.layers.dtcwt`)
 and each complex block-diagonal layer as one dense GEMM on [real; imag]
 rows (the zero off-diagonal blocks cost MACs but save the per-block
 einsums' permute copies), with the transforms' 1/sqrt(2) folded into the
-complex maps' weights; ``impl='reference'`` is the official formulation
-(pytorch_wavelets and per-block einsums on NCHW maps). They agree up to
-fp32 rounding (tested: outputs and all gradients to 1e-5 of their scale);
-only the gemm path compiles with ``torch.compile``. Under autocast the
-transforms run in fp32 and the complex maps in the autocast dtype; a
-float64 model runs the gemm path in float64 throughout (the official code
-casts to fp32 whatever the model's dtype).
+complex maps' weights. The reference one (``fast_layers(False)``) is the
+official formulation: pytorch_wavelets' transforms and per-block einsums on
+NCHW maps. They agree up to fp32 rounding (tested: outputs and all
+gradients to 1e-5 of their scale); only the fast one compiles with
+``torch.compile``. Under autocast the transforms run in fp32 and the
+complex maps in the autocast dtype; a float64 model runs the fast path in
+float64 throughout (the official code casts to fp32 whatever the model's
+dtype).
 
-FLOPs. pytorch_wavelets runs the transforms as ``torch.autograd.Function``
-s whose Python code cannot even be jit-traced (it does numpy arithmetic on
-sizes, which tracing turns into tensors). While tracing
-(``torch.jit.is_tracing()``, as the FLOP counters do), the transforms run
-through :class:`DTCWTForwardJ1` / :class:`DTCWTInverseJ1`, which compute
-the same thing with tracing paused and so appear as one
-``prim::PythonOp.DTCWTForwardJ1`` / ``...InverseJ1`` node each;
-:mod:`swat_mm.utils.flops` counts those analytically. While tracing, both
-implementations run the reference path, so the counts are the model's
-(the separable filters' and per-block multiply-adds), not the GEMM path's.
+FLOPs. pytorch_wavelets' transforms are ``torch.autograd.Function`` s whose
+Python code cannot be jit-traced (it does numpy arithmetic on sizes, which
+tracing turns into tensors). The reference formulation therefore calls them
+through :class:`DTCWTForwardJ1` / :class:`DTCWTInverseJ1`, which run them
+with tracing paused, so that a trace holds one
+``prim::PythonOp.DTCWTForwardJ1`` / ``...InverseJ1`` node each, counted
+analytically by :mod:`swat_mm.utils.flops`; the model-zoo FLOPs are those
+of the reference formulation (:func:`swat_mm.utils.complexity.build_model`
+builds it).
 """
 from typing import Sequence, Tuple, Union
 
@@ -65,6 +66,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pytorch_wavelets import DTCWTForward, DTCWTInverse
 
+from .config import use_fast_layers
 from .dtcwt import dtcwt_j1_forward, dtcwt_j1_inverse, parity_order
 
 
@@ -98,41 +100,69 @@ class _Untraced:
         torch._C._set_tracing_state(self.state)
 
 
+def _recompute_grads(fn, inputs: Tuple[torch.Tensor, ...],
+                     grads: Tuple[torch.Tensor, ...]) -> Tuple:
+    """Gradients of ``fn(*inputs)`` for the output gradients ``grads``, by
+    running ``fn`` again under autograd (the transforms are linear and
+    cheap next to the rest of the block)."""
+    with torch.enable_grad(), _Untraced():
+        leaves = [t.detach().requires_grad_(t.requires_grad)
+                  for t in inputs]
+        outs = fn(*leaves)
+        need = [t for t in leaves if t.requires_grad]
+        got = iter(torch.autograd.grad(
+            outs, need, grads, allow_unused=True) if need else ())
+    return tuple(next(got) if t.requires_grad else None for t in leaves)
+
+
 class DTCWTForwardJ1(torch.autograd.Function):
-    """``xfm(x)`` as one opaque op for jit tracing (FLOP counting only).
+    """``xfm(x)`` (pytorch_wavelets, one level) as one op, so that a jit
+    trace records it as one node (FLOP counting).
 
     Inputs: x (B, C, H, W) and the filters ``h0o``, ``h1o`` (so the counter
     sees their lengths). Returns the low-pass (B, C, H', W') and the
-    high-pass (B, C, 6, H'/2, W'/2, 2), H' = H + H % 2.
+    high-pass (B, C, 6, H'/2, W'/2, 2), H' = H + H % 2. The backward runs
+    the transform again under autograd.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, h0o: torch.Tensor, h1o: torch.Tensor,
                 xfm: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+        ctx.xfm = xfm
+        ctx.save_for_backward(x)
         with _Untraced(), torch.no_grad():
             low, highs = xfm(x)
         return low, highs[0]
 
     @staticmethod
-    def backward(ctx, *grads):
-        raise RuntimeError('DTCWTForwardJ1 only serves jit tracing (FLOP '
-                           'counting); train without tracing')
+    def backward(ctx, grad_low, grad_high):
+        x, = ctx.saved_tensors
+
+        def fn(x):
+            low, highs = ctx.xfm(x)
+            return low, highs[0]
+        return _recompute_grads(fn, (x, ), (grad_low, grad_high)) + (
+            None, None, None)
 
 
 class DTCWTInverseJ1(torch.autograd.Function):
-    """``ifm((low, [high]))`` as one opaque op for jit tracing (FLOP counting
-    only); inputs low, high, ``g0o``, ``g1o``; returns (B, C, H', W')."""
+    """``ifm((low, [high]))`` as one op (see :class:`DTCWTForwardJ1`);
+    inputs low, high, ``g0o``, ``g1o``; returns (B, C, H', W')."""
 
     @staticmethod
     def forward(ctx, low: torch.Tensor, high: torch.Tensor, g0o: torch.Tensor,
                 g1o: torch.Tensor, ifm: nn.Module) -> torch.Tensor:
+        ctx.ifm = ifm
+        ctx.save_for_backward(low, high)
         with _Untraced(), torch.no_grad():
             return ifm((low, [high]))
 
     @staticmethod
-    def backward(ctx, *grads):
-        raise RuntimeError('DTCWTInverseJ1 only serves jit tracing (FLOP '
-                           'counting); train without tracing')
+    def backward(ctx, grad_out):
+        low, high = ctx.saved_tensors
+        grads = _recompute_grads(lambda lo, hi: ctx.ifm((lo, [hi])),
+                                 (low, high), (grad_out, ))
+        return grads + (None, None, None)
 
 
 class SpectralChannelMixing(nn.Module):
@@ -148,22 +178,17 @@ class SpectralChannelMixing(nn.Module):
         biort: level-1 biorthogonal filters of the DTCWT.
         qshift: q-shift filters (unused at one level, but their buffers are
             part of the official state dict).
-        impl: ``'gemm'`` (default): the transforms and the complex maps as
-            matrix products on channels-last maps
-            (:mod:`swat_mm.models.layers.dtcwt`); ``'reference'``: the
-            official formulation (pytorch_wavelets' transforms, per-block
-            einsums). Same outputs up to fp32 rounding; the FLOP counters
-            always trace the reference.
+
+    The formulation (fast or reference, see the module docstring) is the
+    switch's (:func:`~swat_mm.models.layers.config.use_fast_layers`) when
+    the layer is built; ``self.fast`` holds it.
     """
 
     def __init__(self, dim: int, filter_size: Union[int, Sequence[int]],
                  num_blocks: int = 4, biort: str = 'near_sym_b',
-                 qshift: str = 'qshift_b', impl: str = 'gemm') -> None:
+                 qshift: str = 'qshift_b') -> None:
         super().__init__()
-        if impl not in ('gemm', 'reference'):
-            raise ValueError(f"SpectralChannelMixing: impl must be 'gemm' or "
-                             f"'reference', got {impl!r}")
-        self.impl = impl
+        self.fast = use_fast_layers()
         if num_blocks < 1 or dim % num_blocks:
             raise ValueError(f'SpectralChannelMixing: dim {dim} is not '
                              f'divisible by num_blocks {num_blocks}')
@@ -200,8 +225,7 @@ class SpectralChannelMixing(nn.Module):
 
     def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B, H, W, C), any H and W (>= 1)."""
-        if self.impl == 'reference' or torch.jit.is_tracing():
-            # (tracing: FLOP counters see the model's own operations)
+        if not self.fast:
             return self._forward_reference(
                 x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         B, H, W, C = x.shape
@@ -252,15 +276,8 @@ class SpectralChannelMixing(nn.Module):
         B, C, H, W = x.shape
         dtype = x.dtype
         # The transforms run in fp32 (as officially), also under autocast.
-        tracing = torch.jit.is_tracing()
-        if tracing:
-            # (counting only: detached, the tracer cannot map the outputs
-            # of a Function that records a graph)
-            xl, high = DTCWTForwardJ1.apply(
-                x.float().detach(), self.xfm.h0o, self.xfm.h1o, self.xfm)
-        else:
-            xl, xh = self.xfm(x.float())
-            high = xh[0]  # (B, C, 6, h, w, 2)
+        xl, high = DTCWTForwardJ1.apply(x.float(), self.xfm.h0o,
+                                        self.xfm.h1o, self.xfm)
         xl = xl * self.lowpass_filter(xl.shape[-2:])
 
         h, w = high.shape[3:5]
@@ -276,11 +293,8 @@ class SpectralChannelMixing(nn.Module):
         high = torch.stack([real2, imag2], dim=-1).reshape(B, 6, h, w, C, 2)
         high = high.permute(0, 4, 1, 2, 3, 5)  # (B, C, 6, h, w, 2)
 
-        if tracing:
-            out = DTCWTInverseJ1.apply(xl.detach(), high.detach(),
-                                       self.ifm.g0o, self.ifm.g1o, self.ifm)
-        else:
-            out = self.ifm((xl, [high]))
+        out = DTCWTInverseJ1.apply(xl, high, self.ifm.g0o, self.ifm.g1o,
+                                   self.ifm)
         if out.shape[-2:] != (H, W):  # odd sizes were extended by xfm
             out = out[:, :, :H, :W]
         return out.to(dtype)

@@ -21,8 +21,10 @@ Layout helpers (pure reshapes, no parameters):
 * :func:`tokens_to_map` / :func:`map_to_tokens`: the token grid as an NCHW
   map, ``(B, N, C) <-> (B, C, H, W)`` (the conv MLPs' k x k conv).
 
-Fast paths (same parameters and state-dict keys; none is used while the jit
-tracer runs, so FLOP counts stay those of the official formulation):
+Fast formulations (same parameters and state-dict keys), chosen by the one
+switch (:mod:`swat_mm.models.layers.config`) when a layer is built and kept
+as ``self.fast``; ``fast_layers(False)`` builds the reference (official)
+formulation, on which the model-zoo FLOPs are counted:
 
 * **Per-token conv as a matrix.** A k x k conv over a token's (c, h, w) map
   is a linear map of the token, ``R^{c*h*w} -> R^{c_out*h*w}``;
@@ -42,15 +44,14 @@ tracer runs, so FLOP counts stay those of the official formulation):
   ``proj`` through it as through the conv.
 * **Conv MLP on channels-last maps.** When the (B, C, H, W) input is a
   channels-last view (what the token grids are), ``fc1`` / ``fc2`` run as
-  one GEMM over the (B*H*W, C) rows (oneDNN with the bias and GELU in its
-  epilogue in fp32 CPU inference), the depth-wise conv gets the
+  one GEMM over the (B*H*W, C) rows, the depth-wise conv gets the
   channels-last map and GELU runs on the contiguous (B, H, W, C) memory,
   in place when no autograd runs (same values). Equal to the NCHW conv
   path up to the GEMM's summation order (rtol / atol 1e-5 at fp32,
   outputs and gradients).
 
 Whole backbones (ViT, Mixer, ResMLP, Swin) are tested against the
-reference formulation (what runs under the jit tracer): outputs to 1e-10
+reference formulation: outputs to 1e-10
 (fp64) / 1e-5 (fp32), gradients to 1e-9 / 1e-3 of the largest gradient
 (``test_fast_paths_match_reference_formulation``); the golden logits of the
 official code still match at rtol 1e-4 / atol 1e-5.
@@ -62,13 +63,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
 
-from .onednn import linear
-
-def _fast_ok(x: torch.Tensor) -> bool:
-    """Not under the jit tracer, so that FLOP counting sees the official
-    formulation. (torch.compile traces the fast paths with plain ops: no
-    oneDNN calls and no cache there, inductor does its own fusions.)"""
-    return not torch.jit.is_tracing()
+from .config import use_fast_layers
 
 
 def _no_autograd() -> bool:
@@ -245,11 +240,12 @@ class SWATConvMlp(nn.Module):
         self.fc2 = nn.Conv2d(hidden_channels, out_channels, 1)
         self.act = build_activation_layer(act_cfg)
         self.drop = nn.Dropout(drop)
+        self.fast = use_fast_layers()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in, H, W) -> (B, out, H, W); a channels-last view in gives a
         channels-last view out (the fast path, see the module docstring)."""
-        if _fast_ok(x) and x.dim() == 4 and \
+        if self.fast and x.dim() == 4 and \
                 x.permute(0, 2, 3, 1).is_contiguous():
             return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(
                 0, 3, 1, 2)
@@ -257,23 +253,18 @@ class SWATConvMlp(nn.Module):
         x = self.act(self.fc3(x))
         return self.fc2(self.drop(x))
 
-    def _exact_gelu(self) -> bool:
-        return type(self.act) is nn.GELU and self.act.approximate == 'none'
-
     def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, in) contiguous -> (B, H, W, out) contiguous: ``fc1`` and
         ``fc2`` as GEMMs over the rows, ``fc3`` on the channels-last map."""
-        gelu = self._exact_gelu()
-        x = linear(x, self.fc1.weight.flatten(1), self.fc1.bias, gelu=gelu)
-        if not gelu:
-            x = self.act(x)
+        x = act_(self.act, F.linear(x, self.fc1.weight.flatten(1),
+                                    self.fc1.bias))
         x = self.fc3(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         # the activation on the plain (B, H, W, C) tensor: PyTorch's GELU is
         # several times slower on the channels-last (B, C, H, W) view of the
         # same memory
         x = act_(self.act, x if x.is_contiguous() else x.contiguous())
-        return linear(self.drop(x), self.fc2.weight.flatten(1),
-                      self.fc2.bias)
+        return F.linear(self.drop(x), self.fc2.weight.flatten(1),
+                        self.fc2.bias)
 
 
 class SWATTokenConvMlp(SWATConvMlp):
@@ -372,15 +363,15 @@ class SWATAttention(_FusedProjection, nn.Module):
         self.proj = nn.Conv2d(c, c, kernel_size, padding=pad, bias=qkv_bias)
         self.proj_linear = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.fast = use_fast_layers()
 
     def project_qkv(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, C) -> (3, B, num_heads, N, C // num_heads) (a view)."""
         B, N, C = x.shape
-        if _fast_ok(x):
+        if self.fast:
             weight, bias = self._fused_weight('qkv', self.qkv_linear,
                                               self.qkv)
-            qkv = linear(x if x.is_contiguous() else x.contiguous(), weight,
-                         bias)
+            qkv = F.linear(x, weight, bias)
         else:  # the reference (official) formulation
             conv = layout_to_tokens(
                 self.qkv(tokens_to_layout(x, *self.layout)),
@@ -394,10 +385,10 @@ class SWATAttention(_FusedProjection, nn.Module):
         B, _, N, _ = x.shape
         # a view when the attention kernel wrote (B, N, heads, head_dim)
         x = x.transpose(1, 2).reshape(B, N, self.dim)
-        if _fast_ok(x):
+        if self.fast:
             weight, bias = self._fused_weight('proj', self.proj_linear,
                                               self.proj)
-            out = linear(x, weight, bias)
+            out = F.linear(x, weight, bias)
         else:
             conv = layout_to_tokens(
                 self.proj(tokens_to_layout(x, *self.layout)), B)

@@ -5,7 +5,8 @@ Official code: ``kkahatapitiya/SWAT``, ``timm/models/layers/patch_embed.py``
 Here one module covers every variant through explicit arguments, and works at
 any input size (the official one asserts its fixed 224 input).
 
-Fast path (eager, outside the jit tracer, 1x1 ``proj22``): the stem runs on
+Fast formulation (1x1 ``proj22``; chosen when the tokenizer is built by the
+one switch, :mod:`swat_mm.models.layers.config`): the stem runs on
 a channels-last map and ``proj22`` is one GEMM over the pixels
 (:meth:`SWATTokenizer._forward_nhwc`); not bit-for-bit (summation order of
 the GEMM), within rtol 1e-5 / atol 1e-6 of the NCHW convolution path
@@ -19,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
-from .onednn import linear
+from .config import use_fast_layers
 from .swat_mixing import _no_autograd, act_
 
 IntPair = Union[int, Tuple[int, int]]
@@ -122,6 +123,7 @@ class SWATTokenizer(nn.Module):
             self.norm_channels_last = isinstance(self.norm2, nn.LayerNorm)
         self.proj22 = nn.Conv2d(stem_channels, out_channels, proj_kernel,
                                 proj_stride)
+        self.fast = use_fast_layers()
         self.pos_map_size = None if pos_map_size is None else _pair(
             pos_map_size)
         if self.pos_map_size is not None:
@@ -160,7 +162,7 @@ class SWATTokenizer(nn.Module):
         pad_b, pad_r = (s - H % s) % s, (s - W % s) % s
         if pad_b or pad_r:
             x = F.pad(x, (0, pad_r, 0, pad_b))
-        if self.proj_cfg[:2] == (1, 1) and not torch.jit.is_tracing():
+        if self.fast and self.proj_cfg[:2] == (1, 1):
             return self._forward_nhwc(x)
         x = self.proj21(x)
         if self.pos_embed2 is not None:
@@ -207,8 +209,7 @@ class SWATTokenizer(nn.Module):
                 x = self.norm2(x)
             else:
                 x = self.norm2(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        x = linear(x if x.is_contiguous() else x.contiguous(),
-                   self.proj22.weight.flatten(1), self.proj22.bias)
+        x = F.linear(x, self.proj22.weight.flatten(1), self.proj22.bias)
         p = self.sub_patch
         B, h, w, c = x.shape
         pad_b, pad_r = (p - h % p) % p, (p - w % p) % p
