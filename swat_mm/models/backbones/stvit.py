@@ -31,8 +31,9 @@ rounding; tests/test_stvit.py compares):
 * attention through ``F.scaled_dot_product_attention``; the affinities are
   kept as (B, cells, 9, pixels), the transpose of the official layout, so
   the softmax over the nine super tokens is vectorised over the pixels;
-* channels-last maps inside, 1x1 convolutions as GEMMs over the (B, H, W, C)
-  view (:class:`PointwiseConv`), ``x + dwconv(x)`` as one convolution
+* channels-last maps inside, 1x1 convolutions as GEMMs over the
+  (B, H, W, C) view (:class:`~swat_mm.models.layers.PointwiseConv`),
+  ``x + dwconv(x)`` as one convolution
   (:class:`~swat_mm.models.layers.ResDWConv`);
 * in inference, a conv-MLP whose hidden map is larger than
   ``mlp_band_bytes`` runs in bands of rows (:class:`ConvMlp`), so the 4x
@@ -52,41 +53,17 @@ from swat_mm.registry import MODELS
 from ..layers import LayerNorm2d, ResDWConv
 from ..layers.config import use_fast_layers
 from ..layers.drop_path import DropPath
-from ..layers.neighbours import neighbourhood_ops
+from ..layers.neighbours import neighbourhood_ops, pop_identity_kernels
+from ..layers.pointwise import PointwiseConv, nchw, nhwc
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
                    check_stage_lengths, freeze, init_official, parse_arch,
                    per_stage)
 from .base import pair as _pair
 
 
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H, W, C) view; free for a channels-last map."""
-    return x.permute(0, 2, 3, 1)
-
-
-def _nchw(x: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, C) -> (B, C, H, W) view, channels-last in memory."""
-    return x.permute(0, 3, 1, 2)
-
-
 def _scaled(gamma: Optional[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """``gamma * x`` for a layer scale, or ``x`` where the block has none."""
     return x if gamma is None else gamma * x
-
-
-class PointwiseConv(nn.Conv2d):
-    """``nn.Conv2d(in, out, 1)`` computed as one GEMM over the channels of
-    the (B, H, W, C) view, which is contiguous for a channels-last map (no
-    copy, and the output is channels-last again). Same parameters and
-    state-dict keys."""
-
-    def __init__(self, in_channels: int, out_channels: int,
-                 bias: bool = True) -> None:
-        super().__init__(in_channels, out_channels, 1, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C_in, H, W) -> (B, C_out, H, W), channels-last."""
-        return _nchw(F.linear(_nhwc(x), self.weight.flatten(1), self.bias))
 
 
 class ConvMlp(nn.Module):
@@ -188,12 +165,12 @@ class Attention(nn.Module):
         # q, k, v split on their own axis of the (B, N, heads, 3, hd)
         # projection: the backward's stack of the three gradients is then
         # the projection's contiguous gradient, with no further copy.
-        qkv = _nhwc(self.qkv(x)).reshape(B, H * W, heads, 3, C // heads)
+        qkv = nhwc(self.qkv(x)).reshape(B, H * W, heads, 3, C // heads)
         q, k, v = (t.transpose(1, 2) for t in qkv.unbind(3))
         x = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.,
             scale=self.scale)
-        x = _nchw(x.transpose(1, 2).reshape(B, H, W, C))
+        x = nchw(x.transpose(1, 2).reshape(B, H, W, C))
         return self.proj_drop(self.proj(x))
 
 
@@ -236,19 +213,7 @@ class StokenAttention(nn.Module):
             attn_drop=attn_drop, proj_drop=proj_drop)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The official identity kernels of its conv-based unfold/fold carry
-        # no learned information: dropped, but only if they are that kernel.
-        eye = torch.eye(9).reshape(9, 1, 3, 3)
-        for name in ('unfold.weights', 'fold.weights'):
-            key = prefix + name
-            if key in state_dict:
-                value = state_dict.pop(key)
-                if value.shape != eye.shape or not torch.equal(
-                        value.detach().cpu().float(), eye):
-                    raise ValueError(
-                        f'{key}: expected the frozen 3x3 identity kernel of '
-                        'the official STViT, got other values; this is not an '
-                        'STViT checkpoint')
+        pop_identity_kernels(state_dict, prefix, ('unfold', 'fold'))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -267,7 +232,7 @@ class StokenAttention(nn.Module):
         # officially.
         stokens = F.avg_pool2d(x, (h, w))  # (B, C, hh, ww)
         # (B, hh*ww, h*w, C): the pixels of each cell
-        pixels = _nhwc(x).reshape(B, hh, h, ww, w, C).transpose(2, 3)
+        pixels = nhwc(x).reshape(B, hh, h, ww, w, C).transpose(2, 3)
         pixels = pixels.reshape(B, hh * ww, h * w, C)
 
         # affinity: (B, hh*ww, 9, h*w), each pixel's soft assignment to the
@@ -281,16 +246,16 @@ class StokenAttention(nn.Module):
                 affinity_sum = self.scatter(
                     affinity.sum(-1, keepdim=True), (hh, ww))
                 if idx < self.n_iter - 1:
-                    stokens = _nchw(self.scatter(affinity @ pixels, (hh, ww))
+                    stokens = nchw(self.scatter(affinity @ pixels, (hh, ww))
                                     / (affinity_sum + 1e-12))
 
-        stokens = _nchw(self.scatter(affinity @ pixels, (hh, ww))
+        stokens = nchw(self.scatter(affinity @ pixels, (hh, ww))
                         / (affinity_sum + 1e-12))
         stokens = self.stoken_refine(stokens)
         # token upsampling with the same affinities
         pixels = affinity.transpose(-1, -2) @ self.gather(stokens)
         pixels = pixels.reshape(B, hh, ww, h, w, C).transpose(2, 3)
-        pixels = _nchw(pixels.reshape(B, H, W, C))
+        pixels = nchw(pixels.reshape(B, H, W, C))
         if pad_r or pad_b:
             pixels = pixels[:, :, :H0, :W0]
         return pixels

@@ -2,6 +2,7 @@ from .config import fast_layers, use_fast_layers
 from .drop_path import DropPath
 from .neighbours import fold3x3, gather3x3, scatter3x3, unfold3x3
 from .norm import LayerNorm2d
+from .pointwise import PointwiseConv
 from .res_dwconv import ResDWConv
 from .spectral import SpectralChannelMixing
 from .swat_mixing import (SWATAttention, SWATConvMlp, SWATTokenConvMlp,
@@ -12,7 +13,7 @@ from .swat_tokenizer import SWATTokenizer
 
 __all__ = [
     'DropPath', 'fast_layers', 'use_fast_layers', 'gather3x3', 'scatter3x3',
-    'unfold3x3', 'fold3x3', 'LayerNorm2d', 'ResDWConv',
+    'unfold3x3', 'fold3x3', 'LayerNorm2d', 'PointwiseConv', 'ResDWConv',
     'SpectralChannelMixing', 'SWATTokenizer', 'SWATAttention', 'SWATConvMlp',
     'SWATTokenConvMlp', 'tokens_to_layout', 'layout_to_tokens',
     'tokens_to_subpatches', 'subpatches_to_tokens', 'tokens_to_map',

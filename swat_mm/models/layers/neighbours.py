@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ['unfold3x3', 'fold3x3', 'gather3x3', 'scatter3x3',
-           'neighbourhood_ops']
+           'neighbourhood_ops', 'pop_identity_kernels']
 
 
 def unfold3x3(x: torch.Tensor) -> torch.Tensor:
@@ -113,3 +113,22 @@ def scatter3x3(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 def neighbourhood_ops(fast: bool) -> Tuple[Callable, Callable]:
     """The (gather, scatter) pair of one formulation."""
     return (gather3x3, scatter3x3) if fast else (unfold3x3, fold3x3)
+
+
+def pop_identity_kernels(state_dict: dict, prefix: str,
+                         names: Tuple[str, ...]) -> None:
+    """Drop the official STViT's frozen identity kernels
+    (``{prefix}{name}.weights``, (9, 1, 3, 3)) from a state dict being
+    loaded: they carry no learned information, and the layers here have
+    none. Anything but that kernel is refused (not an STViT checkpoint)."""
+    eye = torch.eye(9).reshape(9, 1, 3, 3)
+    for name in names:
+        key = f'{prefix}{name}.weights'
+        if key in state_dict:
+            value = state_dict.pop(key)
+            if value.shape != eye.shape or not torch.equal(
+                    value.detach().cpu().float(), eye):
+                raise ValueError(
+                    f'{key}: expected the frozen 3x3 identity kernel of the '
+                    'official STViT, got other values; this is not an STViT '
+                    'checkpoint')
