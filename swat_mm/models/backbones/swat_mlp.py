@@ -22,15 +22,14 @@ mean over tokens the official classifier uses.
 Deviations from the official code, none of which changes an output beyond
 float rounding:
 
-* Stochastic depth (:mod:`swat_mm.models.layers.drop_path`): same draws as
-  mmcv's ``DropPath``; in training on CPU a block's branches run on the
-  samples it keeps only, with the plain formulation's outputs and
-  gradients (the official code multiplies the dropped ones by zero);
-  ResMLP's layer scale rides on the same one-pass residual.
 * ``drop_path_rate`` is one rate for every block, as officially (not a
   linear ramp).
 * ``out_indices``, ``frozen_stages``, ``norm_eval``, ``with_cp`` are
   additions.
+* Fast layers (the one switch, :mod:`swat_mm.models.layers.config`): the
+  conv MLPs and the tokenizer on channels-last memory with their 1x1 convs
+  as GEMMs (:mod:`swat_mm.models.layers.swat_mixing`); the reference
+  layers under ``fast_layers(False)``, on which FLOPs are counted.
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union

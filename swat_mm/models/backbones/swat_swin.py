@@ -57,19 +57,13 @@ official 224 input beyond float rounding:
   entries are checked to be such 0 / -100 masks and dropped.
 * Attention runs through ``F.scaled_dot_product_attention`` with the
   relative position bias (and shift mask) as additive mask.
-* Fast paths (see :mod:`swat_mm.models.layers.swat_mixing` and
-  :mod:`~swat_mm.models.layers.swat_tokenizer`): the conv attention's
-  ``(linear + per-token conv) / 2`` projections run as one GEMM with the
-  averaged matrix, the conv MLPs and the tokenizer (its channel LayerNorm
-  included) work on channels-last memory with their 1x1 convs as GEMMs.
-  Same parameters and keys; float rounding only (tested against the
-  reference formulation at rtol 1e-5 in fp32, 1e-10 in fp64; golden logits
-  at rtol 1e-4 / atol 1e-5). FLOP counts (jit tracing) see the official
-  formulation.
-* Stochastic depth (:mod:`swat_mm.models.layers.drop_path`): same draws as
-  mmcv's ``DropPath``; in training on CPU a block's branches run on the
-  samples it keeps only, with the plain formulation's outputs and
-  gradients (the official code multiplies the dropped ones by zero).
+* Fast layers (the one switch, :mod:`swat_mm.models.layers.config`; the
+  reference layers under ``fast_layers(False)``, on which FLOPs are
+  counted): the attention's ``(linear + per-token conv) / 2`` projections
+  as one GEMM with the averaged matrix, the conv MLPs and the tokenizer on
+  channels-last memory with their 1x1 convs as GEMMs
+  (:mod:`swat_mm.models.layers.swat_mixing`). Same parameters and keys;
+  rtol 1e-5 in fp32, 1e-10 in fp64 against the reference (tested).
 * Dense prediction: ``out_indices`` returns NCHW stage maps taken before the
   stage's merging, each through its own LayerNorm (``norm0``.. for inner
   stages; the last stage uses the official final ``norm``), as mmpretrain's

@@ -29,19 +29,13 @@ official sizes beyond float rounding:
   ViT does. The conv MLP's depth-wise conv runs over the actual grid (the
   official code hard-codes 14x14 or 7x7).
 * Attention runs through ``F.scaled_dot_product_attention``.
-* Fast paths (see :mod:`swat_mm.models.layers.swat_mixing` and
-  :mod:`~swat_mm.models.layers.swat_tokenizer`): the attention's
-  ``(linear + per-token conv) / 2`` projections run as one GEMM with the
-  averaged matrix (the per-token conv written as a matrix), the conv MLP
-  and the tokenizer work on channels-last memory with their 1x1 convs as
-  GEMMs. Same parameters and keys; float rounding only (tested against the
-  two-branch formulation at rtol 1e-5 in fp32 and 1e-10 in fp64; the
-  golden logits at rtol 1e-4 / atol 1e-5). FLOP counts (jit tracing) see
-  the official formulation.
-* Stochastic depth (:mod:`swat_mm.models.layers.drop_path`): same draws as
-  mmcv's ``DropPath``; in training on CPU a block's branches run on the
-  samples it keeps only, with the plain formulation's outputs and
-  gradients (the official code multiplies the dropped ones by zero).
+* Fast layers (the one switch, :mod:`swat_mm.models.layers.config`; the
+  reference layers under ``fast_layers(False)``, on which FLOPs are
+  counted): the attention's ``(linear + per-token conv) / 2`` projections
+  as one GEMM with the averaged matrix, the conv MLPs and the tokenizer on
+  channels-last memory with their 1x1 convs as GEMMs
+  (:mod:`swat_mm.models.layers.swat_mixing`). Same parameters and keys;
+  rtol 1e-5 in fp32, 1e-10 in fp64 against the reference (tested).
 * ``out_indices`` / ``out_type='featmap'`` give (B, C, Hg, Wg) maps of any
   blocks for dense prediction; the final norm is applied to the last block's
   output only (mmpretrain's convention).
