@@ -39,7 +39,8 @@ setup(
         'regex',
         'setuptools<81',
     ],
-    extras_require={'tests': ['pytest', 'matplotlib']},
+    extras_require={'tests': ['pytest', 'matplotlib', 'onnx==1.23.2',
+                              'onnxruntime==1.32.0']},
     license='Apache-2.0',
     zip_safe=False,
 )

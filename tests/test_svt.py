@@ -195,8 +195,13 @@ def test_resized_filter_on_smooth_upsampled_input():
 
 
 def test_training_size_uses_the_filter_as_is():
+    """At the training size the (always applied) resize is the identity,
+    bit for bit, and gradients reach the filter one to one."""
     mix = SpectralChannelMixing(8, (16, 16))
-    assert mix.lowpass_filter((16, 16)) is mix.complex_weight_ll
+    same = mix.lowpass_filter((16, 16))
+    assert torch.equal(same, mix.complex_weight_ll)
+    grad, = torch.autograd.grad(same.sum(), mix.complex_weight_ll)
+    assert torch.equal(grad, torch.ones_like(grad))
     assert mix.lowpass_filter((15, 17)).shape == (8, 15, 17)
 
 
@@ -467,7 +472,7 @@ def test_gemm_dtcwt_equals_pytorch_wavelets(size):
     from pytorch_wavelets import DTCWTForward, DTCWTInverse
 
     from swat_mm.models.layers.dtcwt import (dtcwt_j1_forward,
-                                             dtcwt_j1_inverse, parity_order)
+                                             dtcwt_j1_inverse, parity_index)
     xfm = DTCWTForward(J=1, biort='near_sym_b', qshift='qshift_b').double()
     ifm = DTCWTInverse(biort='near_sym_b', qshift='qshift_b').double()
     H, W = size
@@ -477,8 +482,8 @@ def test_gemm_dtcwt_equals_pytorch_wavelets(size):
     low, high = dtcwt_j1_forward(x.permute(0, 2, 3, 1), xfm.h0o, xfm.h1o)
     B, _, h, _, w, C = low.shape
     natural = low.reshape(B, 2 * h, 2 * w, C)
-    natural = natural[:, np.argsort(parity_order(2 * h))][
-        :, :, np.argsort(parity_order(2 * w))]
+    natural = natural[:, np.argsort(parity_index(2 * h, "cpu").numpy())][
+        :, :, np.argsort(parity_index(2 * w, "cpu").numpy())]
     assert torch.allclose(natural.permute(0, 3, 1, 2), low_ref, atol=1e-12)
     # ours (B, h, w, 6, 2, C); pytorch_wavelets (B, C, 6, h, w, 2)
     assert torch.allclose(high.permute(0, 5, 3, 1, 2, 4), highs[0],

@@ -49,6 +49,8 @@ REQS=(
   "setuptools<81"
   "pytest"
   "matplotlib"
+  "onnx==1.23.2"
+  "onnxruntime==1.32.0"
 )
 
 say() { printf '[setup_env] %s\n' "$*" >&2; }
@@ -352,7 +354,7 @@ step_start
 STAMP=$("$PY" -c "import sys, hashlib; print(hashlib.sha1(' '.join(sys.argv[1:]).encode()).hexdigest())" "${REQS[@]}")
 STAMP_FILE=$("$PY" -c "import sys; print(sys.prefix)")/.swat_mm_requirements
 if [[ "$(cat "$STAMP_FILE" 2>/dev/null || true)" != "$STAMP" ]] \
-    || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex" >/dev/null 2>&1; then
+    || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime" >/dev/null 2>&1; then
   rm -f "$STAMP_FILE"
   say "installing ${REQS[*]}"
   "${PIP[@]}" install -q -c "$CONSTRAINTS" "${REQS[@]}" || die "pip could not install the OpenMMLab stack"

@@ -222,9 +222,9 @@ class StokenAttention(nn.Module):
             return self.stoken_refine(x)
         B, C, H0, W0 = x.shape
         h, w = self.stoken_size
-        pad_r, pad_b = (w - W0 % w) % w, (h - H0 % h) % h
-        if pad_r or pad_b:
-            x = F.pad(x, (0, pad_r, 0, pad_b))
+        # padded always (by zero rows where none are missing): a traced or
+        # exported graph then pads at every input size
+        x = F.pad(x, (0, (w - W0 % w) % w, 0, (h - H0 % h) % h))
         H, W = x.shape[-2:]
         hh, ww = H // h, W // w
 
@@ -255,10 +255,7 @@ class StokenAttention(nn.Module):
         # token upsampling with the same affinities
         pixels = affinity.transpose(-1, -2) @ self.gather(stokens)
         pixels = pixels.reshape(B, hh, ww, h, w, C).transpose(2, 3)
-        pixels = nchw(pixels.reshape(B, H, W, C))
-        if pad_r or pad_b:
-            pixels = pixels[:, :, :H0, :W0]
-        return pixels
+        return nchw(pixels.reshape(B, H, W, C))[:, :, :H0, :W0]
 
 
 class StokenAttentionLayer(nn.Module):

@@ -327,7 +327,9 @@ class SwinBlock(nn.Module):
         B, H, W, C = x.shape
         ws = self.window_size
         x = self.norm1(x)
-        Hp, Wp = -(-H // ws) * ws, -(-W // ws) * ws
+        # ceil with positive operands only: ONNX divides integers rounding
+        # towards zero
+        Hp, Wp = (H + ws - 1) // ws * ws, (W + ws - 1) // ws * ws
         x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
         mask = None
         if self.shift_size:
@@ -376,8 +378,9 @@ class PatchMerging(nn.Module):
         x = x.reshape(B, H, W, c, h, w).permute(0, 1, 4, 2, 5, 3)
         x = self.norm(x.reshape(B, H * h, W * w, c))
         x = self.reduction(x.permute(0, 3, 1, 2))  # (B, c/2, H*h, W*w)
-        if H % 2 or W % 2:
-            x = F.pad(x, (0, (W % 2) * w, 0, (H % 2) * h))
+        # padded always (by zero where the side is even), so that a traced
+        # or exported graph pads at every input size
+        x = F.pad(x, (0, (W % 2) * w, 0, (H % 2) * h))
         H2, W2 = (H + 1) // 2, (W + 1) // 2
         x = x.reshape(B, c // 2, H2, 2 * h, W2, 2 * w)
         x = x.permute(0, 2, 4, 1, 3, 5)

@@ -45,6 +45,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.models.utils import resize_pos_embed
 
@@ -299,10 +300,14 @@ class SWATViT(StagedBackboneMixin, BaseModule):
         (B, N, C) per ``out_type``; Hg = ceil(H / token_stride)."""
         check_input(x, self.in_channels, 'SWATViT')
         x, hw_shape = self.patch_embed(x)
-        pos_embed = resize_pos_embed(self.pos_embed, self.patch_resolution,
-                                     hw_shape, self.interpolate_mode,
-                                     num_extra_tokens=0)
-        x = self.pos_drop(x + pos_embed)
+        # resized always: at the img_size grid the interpolation is the
+        # identity, exactly, and a traced or exported graph resizes for
+        # every input size (mmpretrain's resize_pos_embed skips it there)
+        h, w = self.patch_resolution
+        pos = self.pos_embed.reshape(1, h, w, -1).permute(0, 3, 1, 2)
+        pos = F.interpolate(pos, size=hw_shape, mode=self.interpolate_mode,
+                            align_corners=False)
+        x = self.pos_drop(x + pos.flatten(2).transpose(1, 2))
         outs = []
         last = max(self.out_indices)
         for i, blk in enumerate(self.blocks):

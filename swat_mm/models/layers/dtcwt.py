@@ -37,73 +37,46 @@ degrees, pytorch_wavelets' order) and real/imaginary parts, for every
 position, channels last.
 """
 import math
-from functools import lru_cache
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import torch
 
 _SQRT_HALF = 1 / math.sqrt(2)
 
 
-def _reflect(i: int, n: int) -> int:
-    """Half-sample symmetric reflection of index ``i`` into [0, n)
-    (pytorch_wavelets' ``reflect(i, -0.5, n - 0.5)``)."""
-    period = 2 * n
-    i %= period
-    return period - 1 - i if i >= n else i
-
-
-def _filter_taps(n: int, length: int, n_in: int) -> Tuple[List[int], ...]:
-    """(row, column, tap) triples of the n x n_in matrix of a filter of
-    ``length`` taps with symmetric padding over n samples, the samples past
-    ``n_in`` (the extension of odd maps) folded onto the last one."""
-    if torch.compiler.is_compiling():  # dynamo traces, and drops, caches
-        return _filter_taps_uncached(n, length, n_in)
-    return _filter_taps_cached(n, length, n_in)
-
-
-def _filter_taps_uncached(n: int, length: int, n_in: int
-                          ) -> Tuple[List[int], ...]:
-    m = length // 2
-    rows, cols, taps = [], [], []
-    for j in range(n):
-        for t in range(length):
-            rows.append(j)
-            cols.append(min(_reflect(j + t - m, n), n_in - 1))
-            taps.append(t)
-    return rows, cols, taps
-
-
-_filter_taps_cached = lru_cache(maxsize=None)(_filter_taps_uncached)
-
-
-def filter_matrix(h: torch.Tensor, n: int, n_in: int) -> torch.Tensor:
+def filter_matrix(h: torch.Tensor, n: Any, n_in: Any) -> torch.Tensor:
     """The (n, n_in) matrix of pytorch_wavelets' ``colfilter`` with the
     stored filter ``h`` (any shape with ``length`` elements) over n = n_in
     or n_in + 1 samples (the map extended by its last sample).
 
-    ``out[j] = sum_t h[t] * x[reflect(j + t - length // 2)]``.
+    ``out[j] = sum_t h[t] * x[reflect(j + t - length // 2)]``, with
+    half-sample symmetric reflection into [0, n) (pytorch_wavelets'
+    ``reflect(i, -0.5, n - 0.5)``) and the samples past ``n_in`` folded onto
+    the last one. Built from ``arange`` of the sizes, so that a traced or
+    exported graph builds it for the size it is given.
     """
     h = h.reshape(-1)
-    rows, cols, taps = _filter_taps(n, h.numel(), n_in)
-    mat = h.new_zeros(n, n_in)
-    index = (torch.tensor(rows, device=h.device),
-             torch.tensor(cols, device=h.device))
-    return mat.index_put_(index, h[torch.tensor(taps, device=h.device)],
-                          accumulate=True)
+    length = h.numel()
+    j = torch.arange(n, device=h.device)[:, None]
+    t = torch.arange(length, device=h.device)[None, :]
+    i = (j + t - length // 2) % (2 * n)
+    i = torch.where(i >= n, 2 * n - 1 - i, i).clamp(max=n_in - 1)
+    hits = i[..., None] == torch.arange(n_in, device=h.device)  # (n, L, n_in)
+    return torch.einsum('jtc,t->jc', hits.to(h.dtype), h)
 
 
-def parity_order(n: int) -> List[int]:
+def parity_index(n: Any, device: torch.device) -> torch.Tensor:
     """Positions 0, 2, 4, ..., then 1, 3, 5, ... of an axis of even
     length n (the order of the low-pass axes)."""
-    return list(range(0, n, 2)) + list(range(1, n, 2))
+    return torch.cat([torch.arange(0, n, 2, device=device),
+                      torch.arange(1, n, 2, device=device)])
 
 
 def _analysis(h0: torch.Tensor, h1: torch.Tensor, n_in: int) -> torch.Tensor:
     """(2n, n_in): the rows of the low- and high-pass filters over the
     padded length n, each in parity order."""
     n = n_in + n_in % 2
-    order = torch.tensor(parity_order(n), device=h0.device)
+    order = parity_index(n, h0.device)
     return torch.cat([filter_matrix(h0, n, n_in)[order],
                       filter_matrix(h1, n, n_in)[order]])
 
@@ -113,7 +86,7 @@ def _synthesis(g0: torch.Tensor, g1: torch.Tensor, n_out: int
     """(n_out, 2n): the low- and high-pass synthesis filters taking their
     inputs in parity order, cropped to the first n_out outputs."""
     n = n_out + n_out % 2
-    order = torch.tensor(parity_order(n), device=g0.device)
+    order = parity_index(n, g0.device)
     return torch.cat([filter_matrix(g0, n, n)[:, order],
                       filter_matrix(g1, n, n)[:, order]], dim=1)[:n_out]
 

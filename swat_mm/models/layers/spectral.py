@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from pytorch_wavelets import DTCWTForward, DTCWTInverse
 
 from .config import use_fast_layers
-from .dtcwt import dtcwt_j1_forward, dtcwt_j1_inverse, parity_order
+from .dtcwt import dtcwt_j1_forward, dtcwt_j1_inverse, parity_index
 
 
 def _pair(v: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -79,14 +79,18 @@ def _pair(v: Union[int, Sequence[int]]) -> Tuple[int, int]:
     return v  # type: ignore[return-value]
 
 
+def _block_diag(blocks: torch.Tensor) -> torch.Tensor:
+    """(n, d, d) -> the (n*d, n*d) block-diagonal matrix (``torch.block_diag``
+    written with an identity, which ONNX exports)."""
+    n, d, _ = blocks.shape
+    eye = torch.eye(n, dtype=blocks.dtype, device=blocks.device)
+    return torch.einsum('ij,iab->iajb', eye, blocks).reshape(n * d, n * d)
+
+
 def _block_mm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """(..., blocks, d) x (blocks, d, k) -> (..., blocks, k), block by
     block (the official ``multiply``)."""
     return torch.einsum('...bd,bdk->...bk', x, weight)
-
-
-def _parity_index(n: int, device: torch.device) -> torch.Tensor:
-    return torch.tensor(parity_order(n), device=device)
 
 
 class _Untraced:
@@ -211,13 +215,14 @@ class SpectralChannelMixing(nn.Module):
         self.ifm = DTCWTInverse(biort=biort, qshift=qshift)
 
     def lowpass_filter(self, size: Tuple[int, int]) -> torch.Tensor:
-        """The learned filter at ``size`` (h, w): itself at the training
-        size, else bilinearly resized. Returns (C, h, w)."""
-        weight = self.complex_weight_ll
-        if tuple(size) == tuple(weight.shape[-2:]):
-            return weight
-        return F.interpolate(weight.unsqueeze(0), size=tuple(size),
-                             mode='bilinear', align_corners=False)[0]
+        """The learned filter at ``size`` (h, w), bilinearly resized (exactly
+        itself at the training size). Returns (C, h, w)."""
+        # interpolated always: at the training size bilinear interpolation
+        # is the identity, exactly, and a traced or exported graph then
+        # resizes for every input size
+        return F.interpolate(self.complex_weight_ll.unsqueeze(0),
+                             size=tuple(size), mode='bilinear',
+                             align_corners=False)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W), any H and W (>= 1)."""
@@ -239,8 +244,8 @@ class SpectralChannelMixing(nn.Module):
             low, high = dtcwt_j1_forward(x.to(wide), self.xfm.h0o,
                                          self.xfm.h1o, high_scale=1.)
             weight = self.lowpass_filter((Hp, Wp))
-            weight = weight[:, _parity_index(Hp, x.device)][
-                :, :, _parity_index(Wp, x.device)]
+            weight = weight[:, parity_index(Hp, x.device)][
+                :, :, parity_index(Wp, x.device)]
             low = low * weight.permute(1, 2, 0).reshape(
                 2, Hp // 2, 2, Wp // 2, C)
         high = self._mix_high(high.reshape(-1, 2 * C))
@@ -253,8 +258,7 @@ class SpectralChannelMixing(nn.Module):
     def _complex_weight(self, weight: torch.Tensor) -> torch.Tensor:
         """(2, blocks, d, d) real/imag blocks -> the (2C, 2C) real matrix of
         the block-diagonal complex map on [real; imag] rows."""
-        real = torch.block_diag(*weight[0])
-        imag = torch.block_diag(*weight[1])
+        real, imag = _block_diag(weight[0]), _block_diag(weight[1])
         return torch.cat([torch.cat([real, imag], dim=1),
                           torch.cat([-imag, real], dim=1)])
 

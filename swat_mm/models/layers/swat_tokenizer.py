@@ -148,8 +148,10 @@ class SWATTokenizer(nn.Module):
         (1, stem_channels, H, W)."""
         ph, pw = self.pos_map_size
         H, W = size
-        pos = self.pos_embed2.repeat(1, 1, math.ceil(H / ph),
-                                     math.ceil(W / pw))
+        # ceil as integer arithmetic, so that sizes stay data under tracing
+        # (positive operands: ONNX divides integers rounding towards zero)
+        pos = self.pos_embed2.repeat(1, 1, (H + ph - 1) // ph,
+                                     (W + pw - 1) // pw)
         return pos[:, :, :H, :W]
 
     def forward(self, x: torch.Tensor
@@ -159,9 +161,9 @@ class SWATTokenizer(nn.Module):
         (size-preserving) kernels."""
         H, W = x.shape[-2:]
         s = self.token_stride
-        pad_b, pad_r = (s - H % s) % s, (s - W % s) % s
-        if pad_b or pad_r:
-            x = F.pad(x, (0, pad_r, 0, pad_b))
+        # padded always (by zero where nothing is missing), so that a traced
+        # or exported graph pads at every input size
+        x = F.pad(x, (0, (s - W % s) % s, 0, (s - H % s) % s))
         if self.fast and self.proj_cfg[:2] == (1, 1):
             return self._forward_nhwc(x)
         x = self.proj21(x)
@@ -176,9 +178,7 @@ class SWATTokenizer(nn.Module):
         x = self.proj22(x)
         p = self.sub_patch
         h, w = x.shape[-2:]
-        pad_b, pad_r = (p - h % p) % p, (p - w % p) % p
-        if pad_b or pad_r:
-            x = F.pad(x, (0, pad_r, 0, pad_b))
+        x = F.pad(x, (0, (p - w % p) % p, 0, (p - h % p) % p))
         B, c, h, w = x.shape
         hg, wg = h // p, w // p
         # (B, c, hg, p1, wg, p2) -> (B, hg, wg, c, p1, p2): the official
@@ -212,10 +212,8 @@ class SWATTokenizer(nn.Module):
         x = F.linear(x, self.proj22.weight.flatten(1), self.proj22.bias)
         p = self.sub_patch
         B, h, w, c = x.shape
-        pad_b, pad_r = (p - h % p) % p, (p - w % p) % p
-        if pad_b or pad_r:
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-        hg, wg = (h + pad_b) // p, (w + pad_r) // p
+        x = F.pad(x, (0, 0, 0, (p - w % p) % p, 0, (p - h % p) % p))
+        hg, wg = x.shape[1] // p, x.shape[2] // p
         # (B, hg, p1, wg, p2, c) -> (B, hg, wg, c, p1, p2)
         x = x.reshape(B, hg, p, wg, p, c).permute(0, 1, 3, 5, 2, 4)
         return x.reshape(B, hg * wg, c * p * p), (hg, wg)

@@ -1,0 +1,81 @@
+"""ONNX export of every registered backbone with the TorchScript exporter
+(``torch.onnx.export(..., dynamo=False)``, what mmdeploy uses), dynamic batch,
+height and width, run by onnxruntime.
+
+Each backbone (its tiny arch, every stage out) is exported at its family's
+square size, where nothing is padded, and the exported model must then give
+the eager outputs (relative to their scale, 1e-4) on another batch at that
+size and at the sizes that need padding; where the eager model refuses a
+size (the fixed-token SWAT MLPs), onnxruntime must fail too: never an
+answer where eager has none. Found before these tests (2026-12-06, full
+models): size-dependent Python branches (padding only when needed, the
+position embedding resized only off its grid, SVT's filter resized only off
+its training size, filter matrices from Python lists) were baked into the
+graph at the export size, so other sizes failed in a Reshape or broadcast,
+and SVT did not export at all (``aten::block_diag``).
+"""
+import io
+import warnings
+from typing import Tuple
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from tests.test_backbone_contract import (BACKBONES, FAMILY_OF, all_indices,
+                                          build, spec)
+from tests.tiny_archs import FAMILY_CASES
+
+
+def export(name: str) -> Tuple[torch.nn.Module, ort.InferenceSession]:
+    """The tiny backbone ``name`` in eval mode and an onnxruntime session
+    of its export at the family's unpadded square size."""
+    torch.manual_seed(0)
+    model = build(name, out_indices=all_indices(name))
+    model.init_weights()
+    model.eval()
+    side = FAMILY_CASES[FAMILY_OF[name]][2]
+    x = torch.randn(1, 3, side, side)
+    outputs = [f'out{i}' for i in all_indices(name)]
+    f = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore')  # tracer warnings on shape math
+        torch.onnx.export(model, (x, ), f, dynamo=False, opset_version=17,
+                          input_names=['x'], output_names=outputs,
+                          dynamic_axes={'x': {0: 'b', 2: 'h', 3: 'w'}})
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # a refused size is an expected error
+    return model, ort.InferenceSession(
+        f.getvalue(), options, providers=['CPUExecutionProvider'])
+
+
+def sizes(name: str) -> list:
+    side = FAMILY_CASES[FAMILY_OF[name]][2]
+    return [(2, side, side), (1, ) + tuple(spec(name)[1]['size']),
+            (1, 33, 50)]
+
+
+@pytest.mark.parametrize('name', BACKBONES)
+def test_onnx_export_reproduces_eager_at_every_size(name: str) -> None:
+    spec(name)
+    model, session = export(name)
+    for batch, H, W in sizes(name):
+        x = torch.randn(batch, 3, H, W,
+                        generator=torch.Generator().manual_seed(H * W))
+        with torch.no_grad():
+            try:
+                expected = model(x)
+            except ValueError:
+                expected = None
+        if expected is None:
+            with pytest.raises(Exception):
+                session.run(None, {'x': x.numpy()})
+            continue
+        got = session.run(None, {'x': x.numpy()})
+        assert len(got) == len(expected)
+        for i, (a, b) in enumerate(zip(got, expected)):
+            b = b.numpy()
+            assert a.shape == b.shape, (name, (H, W), i)
+            err = np.abs(a - b).max() / np.abs(b).max()
+            assert err <= 1e-4, f'{name} at {H}x{W}, output {i}: {err:.2e}'
