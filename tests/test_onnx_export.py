@@ -39,7 +39,8 @@ def export(name: str) -> Tuple[torch.nn.Module, ort.InferenceSession]:
     x = torch.randn(1, 3, side, side)
     outputs = [f'out{i}' for i in all_indices(name)]
     f = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    # as a user calls it: gradients on (parameters require them), eval mode
+    with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # tracer warnings on shape math
         torch.onnx.export(model, (x, ), f, dynamo=False, opset_version=17,
                           input_names=['x'], output_names=outputs,

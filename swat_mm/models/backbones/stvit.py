@@ -249,11 +249,12 @@ class StokenAttention(nn.Module):
                     stokens = nchw(self.scatter(affinity @ pixels, (hh, ww))
                                     / (affinity_sum + 1e-12))
 
-        stokens = nchw(self.scatter(affinity @ pixels, (hh, ww))
-                        / (affinity_sum + 1e-12))
+        stokens = nchw(self.scatter(affinity @ pixels, (hh, ww),
+                                    self.training) / (affinity_sum + 1e-12))
         stokens = self.stoken_refine(stokens)
         # token upsampling with the same affinities
-        pixels = affinity.transpose(-1, -2) @ self.gather(stokens)
+        pixels = affinity.transpose(-1, -2) @ self.gather(stokens,
+                                                          self.training)
         pixels = pixels.reshape(B, hh, ww, h, w, C).transpose(2, 3)
         return nchw(pixels.reshape(B, H, W, C))[:, :, :H0, :W0]
 

@@ -11,8 +11,8 @@ Two formulations of that pair, with the same interface:
   convolutions without their kernel);
 * :func:`gather3x3` / :func:`scatter3x3`, the fast one: nine shifted
   windows of the zero-padded channels-last map, read or accumulated whole
-  pixels at a time (``F.unfold`` walks the map channel by channel). With
-  autograd, each is the other's backward (:class:`_Gather3x3`,
+  pixels at a time (``F.unfold`` walks the map channel by channel). In
+  training, each is the other's backward (:class:`_Gather3x3`,
   :class:`_Scatter3x3`) instead of autograd through nine windows, which
   builds nine zero-filled gradients of the whole map and adds them up.
 
@@ -30,14 +30,16 @@ __all__ = ['unfold3x3', 'fold3x3', 'gather3x3', 'scatter3x3',
            'neighbourhood_ops', 'pop_identity_kernels']
 
 
-def unfold3x3(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) -> (B, h*w, 9, C) with ``F.unfold`` (reference)."""
+def unfold3x3(x: torch.Tensor, training: bool = True) -> torch.Tensor:
+    """(B, C, h, w) -> (B, h*w, 9, C) with ``F.unfold`` (reference;
+    ``training`` is the fast pair's and changes nothing here)."""
     B, C, h, w = x.shape
     return F.unfold(x, 3, padding=1).reshape(B, C, 9, h * w).permute(
         0, 3, 2, 1)
 
 
-def fold3x3(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+def fold3x3(x: torch.Tensor, size: Tuple[int, int],
+            training: bool = True) -> torch.Tensor:
     """(B, h*w, 9, C) -> (B, h, w, C) with ``F.fold`` (reference)."""
     B, N, _, C = x.shape
     out = F.fold(x.permute(0, 3, 2, 1).reshape(B, C * 9, N), size, 3,
@@ -91,21 +93,29 @@ class _Scatter3x3(torch.autograd.Function):
         return _Gather3x3.apply(grad), None, None
 
 
-def _records_grad(x: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and x.requires_grad
+def _own_backward(x: torch.Tensor, training: bool) -> bool:
+    # Training only: elsewhere (gradients of an eval model, e.g. for
+    # class-activation maps, or an exporter tracing with gradients on)
+    # autograd through the windows is right too, and the exporters cannot
+    # record an autograd Function.
+    return training and torch.is_grad_enabled() and x.requires_grad
 
 
-def gather3x3(x: torch.Tensor) -> torch.Tensor:
+def gather3x3(x: torch.Tensor, training: bool = True) -> torch.Tensor:
     """(B, C, h, w) -> (B, h*w, 9, C) from shifted windows (fast); ``x``
-    is best channels-last, whose NHWC view is then free."""
+    is best channels-last, whose NHWC view is then free. ``training``: the
+    module's mode, which allows the custom backward."""
     x = x.permute(0, 2, 3, 1)
-    return _Gather3x3.apply(x) if _records_grad(x) else _windows(x)
+    if _own_backward(x, training):
+        return _Gather3x3.apply(x)
+    return _windows(x)
 
 
-def scatter3x3(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+def scatter3x3(x: torch.Tensor, size: Tuple[int, int],
+               training: bool = True) -> torch.Tensor:
     """(B, h*w, 9, C) -> (B, h, w, C) by accumulating shifted windows
-    (fast)."""
-    if _records_grad(x):
+    (fast); ``training`` as for :func:`gather3x3`."""
+    if _own_backward(x, training):
         return _Scatter3x3.apply(x, *size)
     return _accumulate(x, *size)
 
