@@ -2,6 +2,7 @@
 and gradient checkpointing's memory saving (no timing assertions)."""
 import copy
 import csv
+import gc
 import json
 import os
 import os.path as osp
@@ -355,10 +356,17 @@ def test_live_tensor_bytes_and_cpu_tensor_peak():
     nothing); the peak of a step is the largest sum of its tensors alive
     at once, freed ones excluded."""
     mb = 2**20
-    before = bm.live_tensor_mb()
-    held = torch.empty(3 * mb // 4)  # 3 MB of float32
-    view = held[1:]  # noqa: F841
-    assert bm.live_tensor_mb() - before == pytest.approx(3.0)
+    # earlier tests' cyclic garbage (tensors in it count as live until the
+    # collector runs) must not be freed between the two counts
+    gc.collect()
+    gc.disable()
+    try:
+        before = bm.live_tensor_mb()
+        held = torch.empty(3 * mb // 4)  # 3 MB of float32
+        view = held[1:]  # noqa: F841
+        assert bm.live_tensor_mb() - before == pytest.approx(3.0)
+    finally:
+        gc.enable()
 
     def step():
         a = torch.empty(4 * mb // 4)

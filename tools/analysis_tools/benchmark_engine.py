@@ -595,12 +595,13 @@ def live_tensor_mb(device: str = 'cpu') -> float:
     for obj in gc.get_objects():
         if isinstance(obj, torch.Tensor) and obj.device.type == device \
                 and not obj.is_meta:
-            try:
+            try:  # fake tensors (left by torch.compile) have no data
                 storage = obj.untyped_storage()
+                ptr = storage.data_ptr()
             except (RuntimeError, NotImplementedError):
                 continue
-            if storage.data_ptr():
-                seen[storage.data_ptr()] = storage.nbytes()
+            if ptr:
+                seen[ptr] = storage.nbytes()
     return sum(seen.values()) / 2**20
 
 

@@ -12,7 +12,9 @@ blocks with a strided 3x3 convolution between stages. A block is
 
 where STA samples super tokens (each pixel softly assigned to the nine super
 tokens around its grid cell), lets them attend to each other, and maps them
-back to pixels with the same assignment. The official state-dict names are
+back to pixels with the same assignment
+(:class:`~swat_mm.models.layers.StokenAttention`, a layer of its own, whose
+association maps forward hooks can see). The official state-dict names are
 kept (``patch_embed.proj.N``, ``layers.i.blocks.j.*``,
 ``layers.i.downsample.proj.N``); the classifier tail lives in
 :class:`~swat_mm.models.necks.STViTClsNeck` and mmpretrain's
@@ -45,16 +47,14 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
 from swat_mm.registry import MODELS
 from ..layers import LayerNorm2d, ResDWConv
-from ..layers.config import use_fast_layers
 from ..layers.drop_path import DropPath
-from ..layers.neighbours import neighbourhood_ops, pop_identity_kernels
-from ..layers.pointwise import PointwiseConv, nchw, nhwc
+from ..layers.pointwise import PointwiseConv
+from ..layers.stoken_attention import StokenAttention
 from .base import (IntPair, StagedBackboneMixin, check_heads, check_input,
                    check_stage_lengths, freeze, init_official, parse_arch,
                    per_stage)
@@ -127,136 +127,6 @@ class ConvMlp(nn.Module):
             out[:, :, top:bottom] = self._forward(band)[
                 :, :, top - lo:bottom - lo]
         return out
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention over all positions of an NCHW map.
-
-    ``qkv`` is a 1x1 conv whose output channels are ordered head by head,
-    each head holding its q, k and v (the official layout).
-
-    Args:
-        dim: C.
-        num_heads: heads; ``dim`` must be divisible by it.
-        qkv_bias: bias in ``qkv``.
-        qk_scale: overrides ``head_dim ** -0.5``.
-        attn_drop: dropout on the attention weights.
-        proj_drop: dropout after ``proj``.
-    """
-
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False,
-                 qk_scale: Optional[float] = None, attn_drop: float = 0.,
-                 proj_drop: float = 0.) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'dim {dim} is not divisible by num_heads '
-                             f'{num_heads}')
-        self.num_heads = num_heads
-        self.scale = qk_scale or (dim // num_heads)**-0.5
-        self.qkv = PointwiseConv(dim, dim * 3, bias=qkv_bias)
-        self.attn_drop = attn_drop
-        self.proj = PointwiseConv(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
-        B, C, H, W = x.shape
-        heads = self.num_heads
-        # q, k, v split on their own axis of the (B, N, heads, 3, hd)
-        # projection: the backward's stack of the three gradients is then
-        # the projection's contiguous gradient, with no further copy.
-        qkv = nhwc(self.qkv(x)).reshape(B, H * W, heads, 3, C // heads)
-        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(3))
-        x = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.,
-            scale=self.scale)
-        x = nchw(x.transpose(1, 2).reshape(B, H, W, C))
-        return self.proj_drop(self.proj(x))
-
-
-class StokenAttention(nn.Module):
-    """Super-token attention (STA) on an NCHW map.
-
-    The map is cut into cells of ``stoken_size`` pixels; each cell's mean is
-    its initial super token. Every pixel is softly assigned to the 3x3
-    super tokens around its cell (``n_iter`` rounds of sampling, without
-    gradient through the assignment), the super tokens are refined by
-    multi-head self-attention, and mapped back to pixels with the same
-    assignment. With a super-token size of 1 the layer is plain global
-    self-attention over all pixels.
-
-    Args:
-        dim: C.
-        stoken_size: (h, w) pixels per super token.
-        n_iter: rounds of super-token sampling.
-        num_heads, qkv_bias, qk_scale, attn_drop, proj_drop: of the refining
-            :class:`Attention`.
-    """
-
-    def __init__(self, dim: int, stoken_size: IntPair, n_iter: int = 1,
-                 num_heads: int = 8, qkv_bias: bool = False,
-                 qk_scale: Optional[float] = None, attn_drop: float = 0.,
-                 proj_drop: float = 0.) -> None:
-        super().__init__()
-        if n_iter < 1:
-            raise ValueError(f'n_iter must be >= 1, got {n_iter}')
-        self.stoken_size = _pair(stoken_size)
-        if min(self.stoken_size) < 1:
-            raise ValueError(
-                f'stoken_size must be >= 1, got {self.stoken_size}')
-        self.n_iter = n_iter
-        self.scale = dim**-0.5
-        self.fast = use_fast_layers()
-        self.gather, self.scatter = neighbourhood_ops(self.fast)
-        self.stoken_refine = Attention(
-            dim, num_heads=num_heads, qkv_bias=qkv_bias, qk_scale=qk_scale,
-            attn_drop=attn_drop, proj_drop=proj_drop)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        pop_identity_kernels(state_dict, prefix, ('unfold', 'fold'))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W), any H and W."""
-        if max(self.stoken_size) == 1:
-            return self.stoken_refine(x)
-        B, C, H0, W0 = x.shape
-        h, w = self.stoken_size
-        # padded always (by zero rows where none are missing): a traced or
-        # exported graph then pads at every input size
-        x = F.pad(x, (0, (w - W0 % w) % w, 0, (h - H0 % h) % h))
-        H, W = x.shape[-2:]
-        hh, ww = H // h, W // w
-
-        # The zero padding takes part in the initial super tokens, as
-        # officially.
-        stokens = F.avg_pool2d(x, (h, w))  # (B, C, hh, ww)
-        # (B, hh*ww, h*w, C): the pixels of each cell
-        pixels = nhwc(x).reshape(B, hh, h, ww, w, C).transpose(2, 3)
-        pixels = pixels.reshape(B, hh * ww, h * w, C)
-
-        # affinity: (B, hh*ww, 9, h*w), each pixel's soft assignment to the
-        # nine super tokens around its cell
-        with torch.no_grad():
-            for idx in range(self.n_iter):
-                affinity = (self.gather(stokens)
-                            @ pixels.transpose(-1, -2)) * self.scale
-                affinity = affinity.softmax(-2)
-                # (B, hh, ww, 1): total affinity gathered by each token
-                affinity_sum = self.scatter(
-                    affinity.sum(-1, keepdim=True), (hh, ww))
-                if idx < self.n_iter - 1:
-                    stokens = nchw(self.scatter(affinity @ pixels, (hh, ww))
-                                    / (affinity_sum + 1e-12))
-
-        stokens = nchw(self.scatter(affinity @ pixels, (hh, ww),
-                                    self.training) / (affinity_sum + 1e-12))
-        stokens = self.stoken_refine(stokens)
-        # token upsampling with the same affinities
-        pixels = affinity.transpose(-1, -2) @ self.gather(stokens,
-                                                          self.training)
-        pixels = pixels.reshape(B, hh, ww, h, w, C).transpose(2, 3)
-        return nchw(pixels.reshape(B, H, W, C))[:, :, :H0, :W0]
 
 
 class StokenAttentionLayer(nn.Module):

@@ -5,6 +5,8 @@ from .norm import LayerNorm2d
 from .pointwise import PointwiseConv
 from .res_dwconv import ResDWConv
 from .spectral import SpectralChannelMixing
+from .stoken_attention import (StokenAttention, affinity_map,
+                               collect_affinities)
 from .swat_mixing import (SWATAttention, SWATConvMlp, SWATTokenConvMlp,
                           layout_to_tokens, map_to_tokens,
                           subpatches_to_tokens, tokens_to_layout,
@@ -14,7 +16,8 @@ from .swat_tokenizer import SWATTokenizer
 __all__ = [
     'DropPath', 'fast_layers', 'use_fast_layers', 'gather3x3', 'scatter3x3',
     'unfold3x3', 'fold3x3', 'LayerNorm2d', 'PointwiseConv', 'ResDWConv',
-    'SpectralChannelMixing', 'SWATTokenizer', 'SWATAttention', 'SWATConvMlp',
+    'SpectralChannelMixing', 'StokenAttention', 'affinity_map',
+    'collect_affinities', 'SWATTokenizer', 'SWATAttention', 'SWATConvMlp',
     'SWATTokenConvMlp', 'tokens_to_layout', 'layout_to_tokens',
     'tokens_to_subpatches', 'subpatches_to_tokens', 'tokens_to_map',
     'map_to_tokens'
