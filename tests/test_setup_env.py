@@ -21,6 +21,7 @@ module.
 """
 import glob
 import os
+import re
 import os.path as osp
 import shutil
 import signal
@@ -53,9 +54,10 @@ def _machine_python3() -> str:
 def fresh(tmp_path_factory):
     """A new, empty cache and venv location, and the pieces it may reuse."""
     base_py = _machine_python3()
-    tag = subprocess.run(
-        [base_py, '-c', 'import sys; print("cp%d%d" % sys.version_info[:2])'],
-        capture_output=True, text=True, check=True).stdout.strip()
+    tag, pyv = subprocess.run(
+        [base_py, '-c', 'import sys; v = sys.version_info[:2]; '
+         'print("cp%d%d" % v, "%d.%d" % v)'],
+        capture_output=True, text=True, check=True).stdout.split()
     torch_tag = torch.__version__.replace('+', '_')
     ops = 'cuda' if torch.cuda.is_available() else 'cpu'
     wheel_dir = f'torch{torch_tag}-{ops}'
@@ -75,7 +77,7 @@ def fresh(tmp_path_factory):
         env.pop(k, None)
     env.update(SWAT_MM_CACHE=str(root / 'cache'), SWAT_MM_VENV=str(root / 'venv'))
     main_torch = torch.__version__.split('+')[0]
-    if main_torch == _default_torch():
+    if main_torch == _default_torch(pyv):
         env['SWAT_MM_TORCH'] = main_torch
     else:
         # The suite's env runs an older pair (a machine whose pip config caps
@@ -85,23 +87,32 @@ def fresh(tmp_path_factory):
         xdg = root / 'xdg'
         (xdg / 'pip').mkdir(parents=True)
         cap = root / 'torch-cap.txt'
-        cap.write_text(f'torch<{_default_torch()}\n')
+        cap.write_text(f'torch<{_default_torch(pyv)}\n')
         (xdg / 'pip' / 'pip.conf').write_text(f'[global]\nconstraint = {cap}\n')
         env['XDG_CONFIG_DIRS'] = os.pathsep.join(
             [str(xdg), env.get('XDG_CONFIG_DIRS') or '/etc/xdg'])
     yield dict(root=root, env=env, cache=root / 'cache', venv=root / 'venv',
                wheel_src=cached[0], wheel_dir=root / 'cache' / 'wheels' / wheel_dir,
-               py=str(root / 'venv' / 'bin' / 'python'))
+               py=str(root / 'venv' / 'bin' / 'python'), pyv=pyv)
     shutil.rmtree(root, ignore_errors=True)  # several GB
 
 
-def _default_torch() -> str:
-    """The first pair of setup_env.sh's TORCH_ORDER."""
+def _default_torch(pyv: str) -> str:
+    """The first pair of setup_env.sh's TORCH_ORDER with wheels for Python
+    pyv (TORCH_PYTHONS): what setup_env.sh installs in a new venv of that
+    Python (torch 2.15 has none for 3.10)."""
+    order, pythons = None, None
     with open(SETUP) as f:
         for line in f:
             if line.startswith('TORCH_ORDER=('):
-                return line.split('(')[1].split()[0]
-    raise AssertionError('TORCH_ORDER not found in ' + SETUP)
+                order = line.split('(')[1].split(')')[0].split()
+            elif line.startswith('declare -A TORCH_PYTHONS='):
+                pythons = dict(re.findall(r'\[([0-9.]+)\]="([^"]*)"', line))
+    assert order and pythons, 'TORCH_ORDER/TORCH_PYTHONS not found in ' + SETUP
+    for t in order:
+        if pyv in pythons[t].split():
+            return t
+    raise AssertionError(f'no pair in {SETUP} for Python {pyv}')
 
 
 def _run(fresh, timeout=3600, **extra) -> subprocess.CompletedProcess:
@@ -129,7 +140,7 @@ def test_failed_build_leaves_no_wheel_and_preconditions_hold(fresh):
     assert 'creating the virtual environment' in res.stderr
     if 'SWAT_MM_TORCH' not in fresh['env']:
         # the capped default pair gives way to the suite's own
-        assert f"refuses torch=={_default_torch()}" in res.stderr, res.stderr[-3000:]
+        assert f"refuses torch=={_default_torch(fresh['pyv'])}" in res.stderr, res.stderr[-3000:]
         assert f"installing torch=={torch.__version__.split('+')[0]}" in res.stderr
     # The regression this guards: torch's setuptools>=77 must not have moved
     # setuptools past pkg_resources in a new venv (Python <= 3.11 venvs start
