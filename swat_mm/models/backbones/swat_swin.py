@@ -57,13 +57,10 @@ official 224 input beyond float rounding:
   entries are checked to be such 0 / -100 masks and dropped.
 * Attention runs through ``F.scaled_dot_product_attention`` with the
   relative position bias (and shift mask) as additive mask.
-* Fast layers (the one switch, :mod:`swat_mm.models.layers.config`; the
-  reference layers under ``fast_layers(False)``, on which FLOPs are
-  counted): the attention's ``(linear + per-token conv) / 2`` projections
-  as one GEMM with the averaged matrix, the conv MLPs and the tokenizer on
-  channels-last memory with their 1x1 convs as GEMMs
-  (:mod:`swat_mm.models.layers.swat_mixing`). Same parameters and keys;
-  rtol 1e-5 in fp32, 1e-10 in fp64 against the reference (tested).
+* The fast layers of SWAT ViT (fused conv-attention projections in the
+  non-shifted blocks, channels-last conv MLPs and tokenizer; see
+  :mod:`swat_mm.models.layers.swat_mixing`), chosen by the one switch;
+  tested against ``fast_layers(False)`` on a padded odd-sized input.
 * Dense prediction: ``out_indices`` returns NCHW stage maps taken before the
   stage's merging, each through its own LayerNorm (``norm0``.. for inner
   stages; the last stage uses the official final ``norm``), as mmpretrain's
