@@ -40,7 +40,7 @@ setup(
         'setuptools<81',
     ],
     extras_require={'tests': ['pytest', 'matplotlib', 'onnx==1.23.2',
-                              'onnxruntime==1.32.0']},
+                              'onnxruntime==1.23.2']},
     license='Apache-2.0',
     zip_safe=False,
 )

@@ -254,3 +254,19 @@ def test_python_that_cannot_work_stops_at_once(tmp_path, version):
     res = subprocess.run(['bash', SETUP], env=dict(env, SWAT_MM_PYTHON=found[-1]),
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and 'cannot work' in res.stderr, res.stderr
+
+
+def test_setup_py_and_setup_env_ask_for_the_same_packages():
+    """``pip install -e .[tests]`` and tools/setup_env.sh install the same
+    requirements, pins included (setup.py's install_requires and tests
+    extra against the script's REQS)."""
+    import ast
+    tree = ast.parse(open(osp.join(REPO, 'setup.py')).read())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and getattr(n.func, 'id', None) == 'setup')
+    kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords
+          if k.arg in ('install_requires', 'extras_require')}
+    wanted = kw['install_requires'] + kw['extras_require']['tests']
+    script = open(SETUP).read()
+    reqs = re.search(r'^REQS=\((.*?)^\)', script, re.S | re.M).group(1)
+    assert sorted(re.findall(r'"([^"]+)"', reqs)) == sorted(wanted)

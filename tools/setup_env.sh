@@ -50,7 +50,7 @@ REQS=(
   "pytest"
   "matplotlib"
   "onnx==1.23.2"
-  "onnxruntime==1.32.0"
+  "onnxruntime==1.23.2"
 )
 
 say() { printf '[setup_env] %s\n' "$*" >&2; }
