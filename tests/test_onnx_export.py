@@ -57,7 +57,18 @@ def sizes(name: str) -> list:
             (1, 33, 50)]
 
 
-@pytest.mark.parametrize('name', BACKBONES)
+# onnxruntime before 1.24 (1.23.2 is the newest for Python 3.10) computes
+# LayerNormalization's variance as E[x^2] - E[x]^2: a LayerNorm over four
+# channels with mean 30 and spread 0.01 gives NaN there (1.32: 6e-4, as
+# torch's fp32); SWAT-Swin's pixel-map LayerNorms over 2-4 channels then
+# miss 1e-4 (1.8e-4 at 64 x 64 with the tiny arch), whatever the export.
+OLD_ORT = tuple(int(v) for v in ort.__version__.split('.')[:2]) < (1, 24)
+
+
+@pytest.mark.parametrize('name', [
+    pytest.param(n, marks=pytest.mark.xfail(
+        strict=True, reason='onnxruntime < 1.24 LayerNormalization'))
+    if OLD_ORT and n == 'SWATSwin' else n for n in BACKBONES])
 def test_onnx_export_reproduces_eager_at_every_size(name: str) -> None:
     spec(name)
     model, session = export(name)
