@@ -5,15 +5,73 @@ torchvision built for it, and mmcv must be compiled against the installed
 torch with its ops, which pip cannot do from a plain requirement (an isolated
 build silently drops the ops). tools/setup_env.sh prepares both; after it,
 ``pip install -e .`` into that environment works.
+
+Like mmpretrain, mmdet and mmseg, the package carries its ``configs/``,
+``tools/`` and ``model-index.yml`` in ``swat_mm/.mim/`` (where mmengine's
+``swat_mm::`` config lookups and ``swat_mm.utils.model_index`` find them):
+a wheel gets copies (written into the build directory only, never into the
+source tree); an editable install gets links in the source tree's
+``swat_mm/.mim/`` (git-ignored) to the originals.
 """
+import os
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.develop import develop
+
+HERE = osp.dirname(osp.abspath(__file__))
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+MIM_IGNORE = shutil.ignore_patterns('__pycache__', '*.pyc')
+
+
+def _fill_mim(mim_dir: str, link: bool) -> None:
+    """Make ``mim_dir`` hold MIM_FILES: relative links to the originals
+    (``link``) or copies."""
+    if osp.islink(mim_dir) or osp.isfile(mim_dir):
+        os.remove(mim_dir)
+    elif osp.isdir(mim_dir):
+        shutil.rmtree(mim_dir)
+    os.makedirs(mim_dir)
+    for name in MIM_FILES:
+        src, dst = osp.join(HERE, name), osp.join(mim_dir, name)
+        if not osp.exists(src):
+            raise FileNotFoundError(
+                f'{src} is missing: build swat_mm from a complete checkout')
+        if link:
+            os.symlink(osp.relpath(src, mim_dir), dst)
+        elif osp.isdir(src):
+            shutil.copytree(src, dst, ignore=MIM_IGNORE)
+        else:
+            shutil.copyfile(src, dst)
+
+
+class BuildPyWithMim(build_py):
+    """build_py that also fills ``swat_mm/.mim``: copies in the build
+    directory for a wheel, links in the source tree for an editable
+    install (PEP 660)."""
+
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:
+            _fill_mim(osp.join(HERE, 'swat_mm', '.mim'), link=True)
+        else:
+            _fill_mim(osp.join(self.build_lib, 'swat_mm', '.mim'),
+                      link=False)
+
+
+class DevelopWithMim(develop):
+    """Legacy ``setup.py develop``: links, as for PEP 660."""
+
+    def run(self) -> None:
+        super().run()
+        _fill_mim(osp.join(HERE, 'swat_mm', '.mim'), link=True)
 
 
 def read_version() -> str:
     scope: dict = {}
-    with open(osp.join(osp.dirname(__file__), 'swat_mm', 'version.py')) as f:
+    with open(osp.join(HERE, 'swat_mm', 'version.py')) as f:
         exec(f.read(), scope)
     return scope['__version__']
 
@@ -23,7 +81,7 @@ setup(
     version=read_version(),
     description='STViT, SVT and SWAT vision backbones for mmpretrain, '
     'mmdetection and mmsegmentation',
-    long_description=open(osp.join(osp.dirname(__file__), 'README.md')).read(),
+    long_description=open(osp.join(HERE, 'README.md')).read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['swat_mm', 'swat_mm.*']),
     python_requires='>=3.10',  # torch 2.13's wheels start at 3.10
@@ -45,5 +103,6 @@ setup(
         "onnxruntime==1.32.0; python_version >= '3.11'",
         "onnxruntime==1.23.2; python_version < '3.11'"]},
     license='Apache-2.0',
+    cmdclass={'build_py': BuildPyWithMim, 'develop': DevelopWithMim},
     zip_safe=False,
 )

@@ -31,6 +31,8 @@ MIM_DIR = '.mim'
 MODEL_INDEX = 'model-index.yml'
 #: metafiles under this prefix hold mmpretrain classification models
 CLS_PREFIX = 'configs/cls/'
+#: mmengine's ``package::path`` prefix for swat_mm's configs
+PREFIX = 'swat_mm::'
 
 _PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 _registered: Optional[List[str]] = None
@@ -136,16 +138,36 @@ def register_at_import() -> None:
 
 
 def register_mim_package() -> None:
-    """Let mmengine resolve ``swat_mm::<path under configs/>``.
+    """Let mmengine resolve ``swat_mm::<path under configs/>``, once per
+    process.
 
-    mmengine accepts ``package::path`` config names (``mmengine.hub
-    .get_config``, a config's ``_base_``) only for the packages in its
-    ``MODULE2PACKAGE`` table, and then finds the file in the installed
-    package's ``.mim/``; this adds swat_mm to the table. mmengine locates
-    the package through its installed distribution, so the lookup works for
-    a wheel install (and a legacy ``setup.py develop``), not for a
-    PEP 660 editable install, which mmengine resolves to site-packages
-    (use :func:`config_path` there).
+    * ``mmengine.hub.get_config('swat_mm::cls/stvit/...py')``: mmengine
+      accepts ``package::`` only for the packages in its ``MODULE2PACKAGE``
+      table and finds the file in the installed package's ``.mim/``; this
+      adds swat_mm to the table. mmengine locates the package through its
+      installed distribution, so this works for a wheel install, not for a
+      PEP 660 editable one (mmengine looks in site-packages; use
+      :func:`config_path` there).
+    * ``_base_ = 'swat_mm::cls/stvit/...py'`` in a config parsed after
+      ``import swat_mm``: mmengine would build every inherited dict in the
+      registry scope ``swat_mm``, where the toolboxes' own types
+      (``ImageClassifier``, ``ImageNet``, ...) are not, so it could not build
+      anything the config inherits. Our configs name their toolbox in
+      ``default_scope``, so a ``swat_mm::`` base is resolved by
+      :func:`config_path` (wheel, editable install or checkout alike) and
+      inherited like a local file: with its ``default_scope``, no
+      ``_scope_``. Other ``package::`` prefixes keep mmengine's handling.
     """
-    from mmengine.config import utils
+    from mmengine.config import Config, utils
     utils.MODULE2PACKAGE.setdefault('swat_mm', 'swat_mm')
+    original = Config._get_cfg_path
+    if getattr(original, 'swat_mm_prefix', False):
+        return
+
+    def _get_cfg_path(cfg_path: str, filename: str):
+        if cfg_path.startswith(PREFIX):
+            return config_path(cfg_path[len(PREFIX):]), None
+        return original(cfg_path, filename)
+
+    _get_cfg_path.swat_mm_prefix = True
+    Config._get_cfg_path = staticmethod(_get_cfg_path)
