@@ -103,7 +103,7 @@ def test_wheel_carries_configs_tools_and_index(built):
 
 
 SCRIPT = '''
-import os.path as osp, runpy, sys
+import contextlib, io, os.path as osp, re, runpy, sys
 import torch
 import mmpretrain
 import swat_mm
@@ -144,6 +144,24 @@ assert cfg.default_scope == 'mmpretrain' and '_scope_' not in cfg.model
 model = mmpretrain.get_model(cfg)
 assert type(model.backbone).__name__ == 'STViT'
 assert model.head.fc.out_features == 10
+
+# a shipped analysis tool from the wheel on a shipped config: the FLOPs
+# its index entry states
+from mmengine.fileio import load
+entry = next(m for m in load(osp.join(mim_root(), 'configs', 'cls', 'swat',
+                                      'metafile.yml'))['Models']
+             if m['Name'] == 'swat-mixer-tiny_in1k')
+sys.argv = ['get_flops.py', osp.join(mim_root(), entry['Config'])]
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        runpy.run_path(osp.join(mim_root(), 'tools', 'analysis_tools',
+                                'get_flops.py'), run_name='__main__')
+    except SystemExit as e:
+        assert e.code in (0, None), e.code
+gflops = entry['Metadata']['FLOPs'] / 1e9
+assert re.search(r'FLOPs \(G, multiply-adds\) \|\s+%.2f \|' % gflops,
+                 out.getvalue()), out.getvalue()
 print('INSTALLED-WHEEL-OK')
 '''
 
@@ -157,8 +175,8 @@ def test_installed_wheel_finds_models_configs_and_tools(built, tmp_path):
     """Installed with ``pip install --target`` (no editable link, no
     checkout on the path, run from elsewhere): list_models, the shipped
     converter from swat_mm/.mim/tools on official weights, get_model by
-    name with the official logits, mmengine.hub.get_config and a config
-    inheriting ``swat_mm::``."""
+    name with the official logits, mmengine.hub.get_config, a config
+    inheriting ``swat_mm::``, and get_flops.py from swat_mm/.mim/tools."""
     _, wheel = built
     site = tmp_path / 'site'
     _run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--target',
