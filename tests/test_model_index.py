@@ -215,3 +215,23 @@ def test_unknown_config_name_is_refused_with_the_naming_rule():
         config_path('cls/stvit/stvit-tiny_8xb128_in1k.py')
     assert config_path('cls/stvit/stvit-small_8xb128_in1k') == \
         osp.join(mim_root(), 'configs/cls/stvit/stvit-small_8xb128_in1k.py')
+
+
+def test_registration_without_mmpretrain_or_index(monkeypatch, tmp_path):
+    """Without mmpretrain there is no hub: nothing is registered and
+    nothing fails. Without an index (swat_mm copied without its data),
+    ``import swat_mm`` warns, naming both places it looked; asked for
+    directly, the index is a FileNotFoundError."""
+    from swat_mm.utils import model_index
+    monkeypatch.setattr(model_index, '_registered', None)
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, 'mmpretrain.apis.model', None)
+        assert model_index.register_model_index() == []
+
+    monkeypatch.setattr(model_index, '_PACKAGE_DIR',
+                        str(tmp_path / 'swat_mm'))
+    with pytest.warns(UserWarning, match='model-index.yml and configs/ are '
+                      'neither in .*swat_mm/.mim .* nor in'):
+        model_index.register_at_import()
+    with pytest.raises(FileNotFoundError, match='reinstall swat_mm'):
+        config_path('cls/stvit/stvit-small_8xb128_in1k.py')
