@@ -160,3 +160,56 @@ def test_layer_decay_constructor_gives_decayed_lrs(name: str) -> None:
     model.backbone = full_backbone(name, frozen_stages=0)
     frozen_groups = constructor(model).optimizer.param_groups
     assert all(g['layer_id'] > 0 for g in frozen_groups)
+
+
+SHIPPED = {  # one ImageNet config per backbone class (and SVT's token
+    # labelling classifier): its number of blocks
+    'configs/cls/stvit/stvit-small_8xb128_in1k.py': 20,
+    'configs/cls/svt/svt-h-small_8xb128_in1k.py': 16,
+    'configs/cls/svt/svt-h-small_8xb128_in1k-tl.py': 16,
+    'configs/cls/swat/swat-deit-tiny_8xb256_in1k.py': 12,
+    'configs/cls/swat/swat-mixer-tiny_8xb256_in1k.py': 8,
+    'configs/cls/swat/swat-resmlp-s12_8xb256_in1k.py': 12,
+    'configs/cls/swat/swat-swin-tiny_8xb96_in1k.py': 12,
+}
+
+
+@pytest.mark.parametrize('path', sorted(SHIPPED))
+def test_shipped_classifiers_take_the_layer_decay_optim_wrapper(path):
+    """The fine-tuning ``optim_wrapper`` of
+    ``configs/cls/finetune/*`` on each family's shipped classifier: every
+    trainable parameter gets a group, the head the base lr, the stem the
+    lowest and each depth its own lr."""
+    import os.path as osp
+
+    import mmpretrain.models  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+    from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    cfg = Config.fromfile(osp.join(root, path))
+    finetune = Config.fromfile(osp.join(
+        root, 'configs/cls/finetune/stvit-small_in1k-pre_1xb64_custom.py'))
+    init_default_scope('mmpretrain')
+    model = PRETRAIN_MODELS.build(cfg.model)
+    wrapper = dict(finetune.optim_wrapper)
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
+        type=wrapper.pop('constructor'),
+        paramwise_cfg=wrapper.pop('paramwise_cfg'),
+        optim_wrapper_cfg=wrapper))
+    groups = constructor(model).optimizer.param_groups
+    n = SHIPPED[path]
+    lr, rate = finetune.optim_wrapper.optimizer.lr, 0.85
+    assert len(groups) == sum(1 for p in model.parameters()
+                              if p.requires_grad)
+    by_depth = {}
+    for g in groups:
+        by_depth.setdefault(g['layer_id'], set()).add(g['lr'])
+        if g['param_name'].startswith('head.'):
+            assert g['layer_id'] == n + 1
+    assert sorted(by_depth) == list(range(n + 2))
+    for depth, lrs in by_depth.items():
+        assert len(lrs) == 1
+        assert lrs.pop() == pytest.approx(lr * rate**(n + 1 - depth),
+                                          rel=1e-9)
