@@ -45,14 +45,14 @@ def pretrained_checkpoint(path: Path) -> dict:
     """A tiny STViT "ImageNet" classifier (5 classes), randomly
     initialised, saved as the converter saves: ``{'state_dict': ...}``."""
     import mmpretrain.models  # noqa: F401
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
-    init_default_scope('mmpretrain')
     cfg = Config.fromfile(str(CONFIG))
     cfg.merge_from_dict(dict(model=TINY_MODEL))
     cfg.model.head.num_classes = 5
     torch.manual_seed(1)
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
     model.init_weights()
     state = model.state_dict()
     torch.save({'state_dict': state}, path)

@@ -19,6 +19,7 @@ from typing import Dict, List
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.registry import DefaultScope
 
 from tests.test_backbone_contract import (BACKBONES, all_indices, build,
                                           image, spec)
@@ -122,18 +123,20 @@ def test_layer_decay_constructor_gives_decayed_lrs(name: str) -> None:
                     out_indices=all_indices(name))
     if name == 'SVT':
         backbone['final_norm'] = True
-    model = PRETRAIN_MODELS.build(dict(
-        type='ImageClassifier', backbone=backbone,
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=3,
-                  in_channels=last_channels(name))))
-    lr, rate = 1e-3, 0.5
-    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
-        type='LearningRateDecayOptimWrapperConstructor',
-        optim_wrapper_cfg=dict(
-            optimizer=dict(type='AdamW', lr=lr, weight_decay=0.05)),
-        paramwise_cfg=dict(layer_decay_rate=rate)))
-    optim_wrapper = constructor(model)
+    # another toolbox's Runner earlier in the process leaves its scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = PRETRAIN_MODELS.build(dict(
+            type='ImageClassifier', backbone=backbone,
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=3,
+                      in_channels=last_channels(name))))
+        lr, rate = 1e-3, 0.5
+        constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
+            type='LearningRateDecayOptimWrapperConstructor',
+            optim_wrapper_cfg=dict(
+                optimizer=dict(type='AdamW', lr=lr, weight_decay=0.05)),
+            paramwise_cfg=dict(layer_decay_rate=rate)))
+        optim_wrapper = constructor(model)
     groups = optim_wrapper.optimizer.param_groups
     names = [g['param_name'] for g in groups]
     assert sorted(names) == sorted(p for p, _ in model.named_parameters())
@@ -158,7 +161,8 @@ def test_layer_decay_constructor_gives_decayed_lrs(name: str) -> None:
         [lr * rate**(n + 1 - d) for d in range(n + 2)], rel=1e-12)
     # a frozen stem is not optimised at all
     model.backbone = full_backbone(name, frozen_stages=0)
-    frozen_groups = constructor(model).optimizer.param_groups
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        frozen_groups = constructor(model).optimizer.param_groups
     assert all(g['layer_id'] > 0 for g in frozen_groups)
 
 
@@ -184,21 +188,20 @@ def test_shipped_classifiers_take_the_layer_decay_optim_wrapper(path):
 
     import mmpretrain.models  # noqa: F401
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS as PRETRAIN_MODELS
     from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     cfg = Config.fromfile(osp.join(root, path))
     finetune = Config.fromfile(osp.join(
         root, 'configs/cls/finetune/stvit-small_in1k-pre_1xb64_custom.py'))
-    init_default_scope('mmpretrain')
-    model = PRETRAIN_MODELS.build(cfg.model)
-    wrapper = dict(finetune.optim_wrapper)
-    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
-        type=wrapper.pop('constructor'),
-        paramwise_cfg=wrapper.pop('paramwise_cfg'),
-        optim_wrapper_cfg=wrapper))
-    groups = constructor(model).optimizer.param_groups
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = PRETRAIN_MODELS.build(cfg.model)
+        wrapper = dict(finetune.optim_wrapper)
+        constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
+            type=wrapper.pop('constructor'),
+            paramwise_cfg=wrapper.pop('paramwise_cfg'),
+            optim_wrapper_cfg=wrapper))
+        groups = constructor(model).optimizer.param_groups
     n = SHIPPED[path]
     lr, rate = finetune.optim_wrapper.optimizer.lr, 0.85
     assert len(groups) == sum(1 for p in model.parameters()
