@@ -129,6 +129,18 @@ for name, batch, lr in (('deit-tiny', 256, 7.5e-4), ('deit-small', 256,
          **_cls(lr, 0.3, 1e-6, 1.0, (8, batch), 310, 8, SWAT_AUG, 0.0,
                 8e-5, (248, 224), REF3))
 
+# fine-tuning an ImageNet STViT-S on a folder dataset: swat_mm's starting
+# point (README "Fine-tune on your own images"), not a published recipe;
+# STViT's pre-training augmentation without Mixup/CutMix or repeated
+# augmentation, no EMA
+_add('cls/finetune/stvit-small_in1k-pre_1xb64_custom.py',
+     **_cls(2.5e-4, 0.05, 1e-8, None, (1, 64), 30, 2,
+            ((9, 0.5, 2), 0.25, None, None, 0.1, 'DefaultSampler',
+             'bicubic'), 0.1, None, (256, 224),
+            'swat_mm fine-tuning starting point (configs/cls/finetune/*, '
+            'README); layer decay: mmpretrain '
+            'LearningRateDecayOptimWrapperConstructor'))
+
 DET_DP = {'stvit-small': 0.1, 'stvit-base': 0.3, 'stvit-large': 0.4,
           'svt-h-small': 0.1, 'svt-h-base': 0.1, 'svt-h-large': 0.3,
           'swat-swin-tiny': 0.2}

@@ -6,15 +6,17 @@ swat_mm``.
 :mod:`swat_mm.engine.runner_utils`, and ``swat_mm.engine``'s hooks import
 this package, so importing it here would close a cycle.
 """
-from .checkpoint import (CheckpointMismatchError, NotACheckpointError,
-                         UnsafeCheckpointError, check_checkpoint_format,
+from .checkpoint import (TRUST_ENV, CheckpointMismatchError,
+                         NotACheckpointError, UnsafeCheckpointError,
+                         check_checkpoint_format, checkpoints_trusted,
                          install_safe_checkpoint_loader, safe_load)
 from .load_guard import (allow_partial_load, check_model_parts,
                          install_strict_part_loading, partial_load_allowed)
 
-__all__ = ['CheckpointMismatchError', 'NotACheckpointError',
+__all__ = ['TRUST_ENV', 'CheckpointMismatchError', 'NotACheckpointError',
            'UnsafeCheckpointError',
            'allow_partial_load', 'check_checkpoint_format',
+           'checkpoints_trusted',
            'check_model_parts', 'install_safe_checkpoint_loader',
            'install_strict_part_loading',
            'partial_load_allowed', 'safe_load']

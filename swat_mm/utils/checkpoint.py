@@ -11,11 +11,25 @@ exactly the extra types mmengine's own checkpoints contain
 (:func:`mmengine_safe_globals`). Any other pickled object is refused with an
 :class:`UnsafeCheckpointError` that names it.
 
+A user who trusts a file that pickles other objects (a checkpoint of
+another code base, one with custom classes in its ``meta``) sets the
+environment variable ``SWAT_MM_TRUST_CHECKPOINTS=1`` (:data:`TRUST_ENV`):
+a local file the allow-list refuses is then loaded with
+``weights_only=False``, with a warning naming the file. The default stays
+refusal, and the refusal's message names the opt-out.
+
+Only local paths (mmengine's ``''`` scheme) go through :func:`safe_load`;
+``http(s)://``, ``s3://``, ``open-mmlab://``, ``torchvision://`` and the
+other prefixes keep mmengine's own loaders (remote files are read by
+``torch.hub``'s ``load_state_dict_from_url``, with torch's default
+``weights_only=True``), and the opt-out does not apply to them.
+
 A file that is no PyTorch checkpoint at all (a text file, an image, an
 empty, truncated or corrupt file) is told apart by its format before torch
 reads it, and refused with a :class:`NotACheckpointError` that says what
 the file looks like.
 """
+import logging
 import os
 import os.path as osp
 import pickle
@@ -25,6 +39,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -155,6 +170,28 @@ def check_checkpoint_format(filename: str) -> str:
     raise refuse(_describe_head(head, size) or 'unknown format')
 
 
+#: The environment variable that lets :func:`safe_load` unpickle a local
+#: file the allow-list refuses (``1``); unset, empty or ``0``: refuse.
+TRUST_ENV = 'SWAT_MM_TRUST_CHECKPOINTS'
+
+
+def checkpoints_trusted() -> bool:
+    """Whether :data:`TRUST_ENV` says to load refused files anyway.
+
+    Raises:
+        ValueError: a value other than ``1``, ``0`` or empty (a typo must
+            not silently keep, or silently drop, the protection).
+    """
+    value = os.environ.get(TRUST_ENV, '').strip()
+    if value not in ('', '0', '1'):
+        raise ValueError(
+            f'{TRUST_ENV}={value!r} is not understood: set {TRUST_ENV}=1 to '
+            'load checkpoints that pickle objects beyond tensors (only for '
+            f'files you trust), or unset it (or {TRUST_ENV}=0) to refuse '
+            'them')
+    return value == '1'
+
+
 # the statistics HistoryBuffer registers by default (mmengine 0.10)
 _HISTORY_BUFFER_METHODS = frozenset(('min', 'max', 'mean', 'current'))
 
@@ -203,13 +240,20 @@ def safe_load(filename: str, map_location: Optional[Any] = None,
         extra_safe_globals: more types to allow (e.g. ``argparse.Namespace``
             for the official training scripts' checkpoints).
 
+    With ``SWAT_MM_TRUST_CHECKPOINTS=1`` (:data:`TRUST_ENV`) a file the
+    allow-list refuses is loaded with ``weights_only=False`` instead, with
+    a warning: unpickling it runs whatever code it carries.
+
     Raises:
         FileNotFoundError: no such file.
         NotACheckpointError: the file is no ``torch.save`` output (see
             :func:`check_checkpoint_format`), or torch finds its archive
             or pickle stream cut short.
-        UnsafeCheckpointError: the file pickles another type of object.
+        UnsafeCheckpointError: the file pickles another type of object
+            (and :data:`TRUST_ENV` is not ``1``).
+        ValueError: :data:`TRUST_ENV` has a value other than 0 or 1.
     """
+    trusted = checkpoints_trusted()
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
@@ -252,11 +296,20 @@ def safe_load(filename: str, map_location: Optional[Any] = None,
     _, found, reason = message.partition('WeightsUnpickler error:')
     reason = reason.split('Check the documentation')[0] if found else message
     names = ', '.join(unsafe) or ' '.join(reason.split())
+    if trusted:
+        print_log(
+            f'{TRUST_ENV}=1: loading {filename} with weights_only=False; it '
+            f'pickles objects beyond checkpoint data ({names}), and '
+            'unpickling runs any code they carry', logger='current',
+            level=logging.WARNING)
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
     raise UnsafeCheckpointError(
         f'Refusing to load {filename}: it pickles objects that are not '
         f'plain checkpoint data ({names}). swat_mm loads checkpoints with '
         'weights_only=True because unpickling can run arbitrary code. If '
-        'you trust this file, re-save its tensors: torch.save('
+        f'you trust this file, set the environment variable {TRUST_ENV}=1 '
+        'to load it as it is, or re-save its tensors once: torch.save('
         "{'state_dict': torch.load(path, weights_only=False)"
         "['state_dict']}, new_path).") from None
 

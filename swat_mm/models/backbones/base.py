@@ -544,8 +544,10 @@ def load_pretrained_backbone(module: nn.Module, init_cfg: Mapping[str, Any]
 
 class StagedBackboneMixin:
     """``out_indices`` / ``frozen_stages`` / ``norm_eval`` / ``with_cp``
-    handling of the swat_mm backbones; put it before ``BaseModule`` in the
-    bases. The class provides ``_freeze_stages()``."""
+    handling of the swat_mm backbones, and their layer depths for
+    layer-wise learning-rate decay (:meth:`get_layer_depth`); put it before
+    ``BaseModule`` in the bases. The class provides ``_freeze_stages()``
+    and ``_layer_depth_groups()``."""
 
     out_indices: Tuple[int, ...]
     frozen_stages: int
@@ -571,6 +573,54 @@ class StagedBackboneMixin:
 
     def _freeze_stages(self) -> None:
         raise NotImplementedError
+
+    def _layer_depth_groups(self) -> List[Tuple[str, ...]]:
+        """Module (or parameter) names per layer depth, in depth order:
+        entry 0 the stem, then one entry per block in forward order (with
+        the down-sampling and stage norms that follow that block), last the
+        final norm (possibly empty: the neck and head get that depth)."""
+        raise NotImplementedError
+
+    def get_layer_depth(self, param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """The layer depth of a parameter, for mmpretrain's
+        ``LearningRateDecayOptimWrapperConstructor`` (the contract of
+        mmpretrain's ``VisionTransformer.get_layer_depth``).
+
+        The stem (patch embedding, position embedding) is depth 0, block
+        ``k`` of all the blocks in forward order is depth ``k + 1``; a
+        down-sampling layer or stage norm between blocks has the depth of
+        the block before it (mmpretrain's Swin rule); the final norm, and
+        every parameter outside the backbone (names not starting with
+        ``prefix``: neck, head), have the last depth,
+        ``num_blocks + 1``.
+
+        Args:
+            param_name: the parameter's name in the model being optimised,
+                e.g. ``'backbone.layers.0.blocks.1.attn.qkv.weight'``.
+            prefix: the backbone's prefix in that model (``'backbone.'``
+                from mmpretrain's ``ImageClassifier``).
+
+        Returns:
+            ``(layer_depth, num_layers)`` with ``num_layers = num_blocks +
+            2``.
+
+        Raises:
+            ValueError: a name under ``prefix`` that names no module of
+                the backbone.
+        """
+        groups = self._layer_depth_groups()
+        num_layers = len(groups)
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        for depth, names in enumerate(groups):
+            if any(name == n or name.startswith(n + '.') for n in names):
+                return depth, num_layers
+        raise ValueError(
+            f'{type(self).__name__}.get_layer_depth: {param_name!r} is not '
+            f'a parameter of this backbone (prefix {prefix!r}); pass the '
+            'backbone\'s prefix in the model, e.g. prefix=\'backbone.\'')
 
     def _pretrained_new_keys(self) -> List[str]:
         """State-dict keys of layers this backbone adds for dense prediction

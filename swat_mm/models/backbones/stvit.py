@@ -392,6 +392,16 @@ class STViT(StagedBackboneMixin, BaseModule):
         frozen += list(self.layers[:max(self.frozen_stages, 0)])
         freeze(frozen)
 
+    def _layer_depth_groups(self) -> List[Tuple[str, ...]]:
+        """The stem, every block (a stage's last with the down-sampling
+        after it), and no final norm (the classifier's is in its neck)."""
+        groups: List[Tuple[str, ...]] = [('patch_embed', )]
+        for i, layer in enumerate(self.layers):
+            for j in range(len(layer.blocks)):
+                groups.append((f'layers.{i}.blocks.{j}', ))
+            groups[-1] += (f'layers.{i}.downsample', )
+        return groups + [()]
+
     def init_weights(self) -> None:
         super().init_weights()
         if self.init_cfg is not None:

@@ -402,6 +402,19 @@ class SVT(StagedBackboneMixin, BaseModule):
             frozen += self._stage_modules(i)
         freeze(frozen)
 
+    def _layer_depth_groups(self) -> List[Tuple[str, ...]]:
+        """The stem, every block (a stage's last with the stage's norm and
+        the next stage's down-sampling), and the final norm
+        (``final_norm``)."""
+        groups: List[Tuple[str, ...]] = [('patch_embed1', )]
+        last = self.num_stages - 1
+        for i in range(self.num_stages):
+            for j in range(len(getattr(self, f'block{i + 1}'))):
+                groups.append((f'block{i + 1}.{j}', ))
+            if i < last:
+                groups[-1] += (f'norm{i + 1}', f'patch_embed{i + 2}')
+        return groups + [(f'norm{last + 1}', )]
+
     def init_weights(self) -> None:
         super().init_weights()
         if self.init_cfg is not None:

@@ -244,6 +244,12 @@ class _SWATFixedTokens(StagedBackboneMixin, BaseModule):
             frozen.append(self.norm)
         freeze(frozen)
 
+    def _layer_depth_groups(self) -> List[Tuple[str, ...]]:
+        """The tokenizer, every block, and the final norm."""
+        return [('stem', )] + \
+            [(f'blocks.{i}', ) for i in range(self.num_layers)] + \
+            [('norm', )]
+
     def init_weights(self) -> None:
         super().init_weights()
         if self.init_cfg is not None:

@@ -640,6 +640,18 @@ class SWATSwin(StagedBackboneMixin, BaseModule):
                 frozen.append(getattr(self, self._norm_name(i)))
         freeze(frozen)
 
+    def _layer_depth_groups(self) -> List[Tuple[str, ...]]:
+        """The tokenizer, every block (a stage's last with the stage's
+        output norm and the patch merging after it), and the final norm."""
+        groups: List[Tuple[str, ...]] = [('patch_embed', )]
+        last = self.num_stages - 1
+        for i, layer in enumerate(self.layers):
+            for j in range(len(layer.blocks)):
+                groups.append((f'layers.{i}.blocks.{j}', ))
+            if i < last:
+                groups[-1] += (f'layers.{i}.downsample', self._norm_name(i))
+        return groups + [(self._norm_name(last), )]
+
     def init_weights(self) -> None:
         super().init_weights()
         if self.init_cfg is not None:

@@ -264,6 +264,13 @@ class SWATViT(StagedBackboneMixin, BaseModule):
             frozen.append(self.norm)
         freeze(frozen)
 
+    def _layer_depth_groups(self) -> List[Tuple[str, ...]]:
+        """The tokenizer and position embedding, every block, and the
+        final norm."""
+        return [('patch_embed', 'pos_embed')] + \
+            [(f'blocks.{i}', ) for i in range(self.num_layers)] + \
+            [('norm', )]
+
     def init_weights(self) -> None:
         super().init_weights()
         if self.init_cfg is not None:
