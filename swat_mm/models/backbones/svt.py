@@ -143,8 +143,7 @@ class ScatterMixing(SpectralChannelMixing):
 
     def forward(self, x: torch.Tensor, H: int,  # type: ignore[override]
                 W: int) -> torch.Tensor:
-        B, N, C = x.shape
-        return self.forward_nhwc(x.reshape(B, H, W, C)).reshape(B, N, C)
+        return super().forward(x, (H, W))
 
 
 class Block(nn.Module):
