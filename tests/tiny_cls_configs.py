@@ -1,7 +1,8 @@
 """Classification configs of every backbone family at unit-test size, for
 the tools that take a config (visualization): the real classification
-config (model, head type, test pipeline of the toy ImageNet) with the tiny
-arch of tests/tiny_archs.py and a head that fits it, written to a folder."""
+config (model, head type, recipe) with the tiny arch of tests/tiny_archs.py,
+a head that fits it and a test pipeline at its input size, written to a
+folder."""
 import os.path as osp
 from typing import Tuple
 
@@ -9,7 +10,6 @@ from tests.tiny_archs import (STVIT_TINY, SVT_TINY, SWAT_MIXER_TINY,
                               SWAT_RESMLP_TINY, SWAT_SWIN_TINY, SWAT_VIT_TINY)
 
 _REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-_TOY_BASE = osp.join(_REPO, 'configs', 'toy', '_base_', 'toy_imagenet.py')
 
 # family: (base config, model overrides, input side)
 _CASES = {
@@ -47,7 +47,7 @@ def tiny_cls_config(family: str, folder: str) -> Tuple[str, int]:
     """Write ``<folder>/<family>_tiny.py``; returns its path and the input
     side its test pipeline crops to."""
     base, model, side = _CASES[family]
-    text = f'''_base_ = [{osp.join(_REPO, base)!r}, {_TOY_BASE!r}]
+    text = f'''_base_ = [{osp.join(_REPO, base)!r}]
 {model}
 data_preprocessor = dict(num_classes=5)
 test_pipeline = [
