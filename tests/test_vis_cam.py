@@ -112,3 +112,50 @@ def test_vis_cam_on_every_family(family, family_runs):
         coef = np.polyfit(x, y, 1)
         residuals.append((y - np.polyval(coef, x)).std())
     assert max(residuals) > 5, residuals
+
+
+# README.md's table: config of each standard arch -> its target layer
+README_LAYERS = {
+    'configs/cls/stvit/stvit-small_8xb128_in1k.py':
+        'backbone.layers.3.blocks.2',
+    'configs/cls/stvit/stvit-base_8xb128_in1k.py':
+        'backbone.layers.3.blocks.5',
+    'configs/cls/stvit/stvit-large_8xb128_in1k.py':
+        'backbone.layers.3.blocks.7',
+    'configs/cls/svt/svt-h-small_8xb128_in1k.py': 'backbone.block4.2',
+    'configs/cls/svt/svt-h-large_8xb128_in1k.py': 'backbone.block4.2',
+    'configs/cls/swat/swat-deit-small_8xb256_in1k.py': 'backbone.norm',
+    'configs/cls/swat/swat-swin-tiny_8xb96_in1k.py':
+        'backbone.layers.3.blocks.1.mlp',
+    'configs/cls/swat/swat-swin-small_8xb96_in1k.py':
+        'backbone.layers.3.blocks.1.mlp',
+    'configs/cls/swat/swat-mixer-tiny_8xb256_in1k.py': 'backbone.norm',
+    'configs/cls/swat/swat-resmlp-s12_8xb256_in1k.py': 'backbone.norm',
+}
+
+
+def test_readme_target_layers_are_the_last_blocks_of_the_real_models():
+    """The layers README.md names exist in the standard models, and (for
+    the blocks) are the last block of the last stage."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    import swat_mm  # noqa: F401
+    with open(osp.join(REPO, 'README.md')) as f:
+        readme = f.read()
+    init_default_scope('mmpretrain')
+    for config, layer in README_LAYERS.items():
+        assert f'`{layer}' in readme or f'/ `.{layer[-1]}`' in readme
+        cfg = Config.fromfile(osp.join(REPO, config))
+        cfg.model.backbone.pop('init_cfg', None)
+        model = MODELS.build(cfg.model)
+        names = dict(model.named_modules())
+        assert layer in names, (config, layer)
+        if 'blocks.' in layer:
+            stage = layer.split('.blocks.')[0]
+            last = len(names[stage + '.blocks']) - 1
+            assert layer.split('.blocks.')[1].split('.')[0] == str(last)
+        elif '.block4.' in layer:
+            last = len(names['backbone.block4']) - 1
+            assert layer == f'backbone.block4.{last}'
