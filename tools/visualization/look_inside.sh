@@ -3,7 +3,8 @@
 # (tools/toy_demo.py: STViT-S + UperNet on the toy ADE20K) and the same
 # job with SVT-H-S and SWAT-Swin-T, a short classifier fine-tuning on the
 # toy ImageNet from the demo's STViT-S backbone (for Grad-CAM), then every
-# visualization tool on one toy ADE20K validation image. About 15 minutes
+# visualization tool on one toy ADE20K validation image (Grad-CAM: on a toy
+# ImageNet one). About 15 minutes
 # of one CPU core.
 #
 #   bash tools/visualization/look_inside.sh [OUT_DIR]   # default docs/images
@@ -34,20 +35,38 @@ demo svt_demo configs/toy/svt-h-small_upernet_toy-ade20k.py
 demo swat_demo configs/toy/swat-swin-tiny_upernet_toy-ade20k.py
 
 # 2. an STViT-S classifier on the toy ImageNet, its backbone initialised
-#    from the demo's (5 epochs, no mixup/cutmix, EMA that follows the
-#    weights: its official momentum keeps them at the start for thousands
-#    of steps)
+#    from the demo's: the toy config with light augmentation (a short run
+#    learns nothing under RandAugment, erasing and mixup/cutmix) and no EMA
+#    (its official momentum keeps the weights at the start for thousands of
+#    steps), 15 epochs of batches of 8
 CLS=$WORK/stvit_cls
-if [[ ! -f $CLS/epoch_5.pth ]]; then
-  "$PY" tools/train.py configs/toy/stvit-small_toy-in1k.py --work-dir "$CLS" \
-    --overwrite-checkpoints --cfg-options \
-    model.backbone.init_cfg.type=Pretrained \
-    model.backbone.init_cfg.checkpoint="$WORK/stvit_demo/iter_200.pth" \
-    model.backbone.init_cfg.prefix=backbone. \
-    train_cfg.max_epochs=5 train_cfg.val_interval=5 \
-    param_scheduler.1.T_max=4 param_scheduler.1.end=5 \
-    model.train_cfg=None custom_hooks.0.momentum=0.05 \
-    train_dataloader.num_workers=0 val_dataloader.num_workers=0
+if [[ ! -f $CLS/epoch_15.pth ]]; then
+  cat >"$WORK/stvit_cls.py" <<PYCFG
+_base_ = ['$REPO/configs/toy/stvit-small_toy-in1k.py']
+model = dict(
+    backbone=dict(drop_path_rate=0.,
+                  init_cfg=dict(type='Pretrained', prefix='backbone.',
+                                checkpoint='$WORK/stvit_demo/iter_200.pth')),
+    train_cfg=None)
+train_dataloader = dict(
+    batch_size=8, num_workers=0,
+    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
+    dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.6, 1.)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs')]))
+val_dataloader = dict(num_workers=0)
+custom_hooks = [dict(type='swat_mm.RandomStateHook')]
+train_cfg = dict(max_epochs=15, val_interval=15)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=14, eta_min=1e-5, by_epoch=True,
+         begin=1, end=15)]
+PYCFG
+  "$PY" tools/train.py "$WORK/stvit_cls.py" --work-dir "$CLS" \
+    --overwrite-checkpoints
 fi
 
 # 3. the pictures
@@ -56,7 +75,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 "$PY" tools/visualization/vis_super_tokens.py \
   configs/toy/stvit-small_upernet_toy-ade20k.py "$IMG" \
-  --checkpoint "$WORK/stvit_demo/iter_200.pth" --size 128 --stage 0 \
+  --checkpoint "$WORK/stvit_demo/iter_200.pth" --size 256 --stage 1 \
   --out-dir "$TMP"
 "$PY" tools/visualization/vis_spectral.py \
   configs/toy/svt-h-small_upernet_toy-ade20k.py "$IMG" \
@@ -65,17 +84,18 @@ trap 'rm -rf "$TMP"' EXIT
 "$PY" tools/visualization/vis_tokens.py \
   configs/toy/swat-swin-tiny_upernet_toy-ade20k.py "$IMG" \
   --checkpoint "$WORK/swat_demo/iter_200.pth" --size 128 --token 9 9 \
-  --out-dir "$TMP"
+  --modules layers.2.blocks.0.attn --out-dir "$TMP"
 VIS_CAM=$("$PY" -c "import mmpretrain, os.path as p; print(p.join(p.dirname(mmpretrain.__file__), '.mim/tools/visualization/vis_cam.py'))")
-"$PY" "$VIS_CAM" "$IMG" configs/toy/stvit-small_toy-in1k.py "$CLS/epoch_5.pth" \
+IMG_CLS=$DATA/imagenet/val/toy_val_00000003.JPEG  # a 'square'
+PYTHONPATH=$REPO "$PY" "$VIS_CAM" "$IMG_CLS" "$WORK/stvit_cls.py" "$CLS/epoch_15.pth" \
   --target-layers backbone.layers.3.blocks.2 --save-path "$TMP/cam.png" \
   --cfg-options test_dataloader.dataset.pipeline.1.scale=128 \
   test_dataloader.dataset.pipeline.2.crop_size=128
 
 stem=$(basename "$IMG" .jpg)
-cp "$TMP/${stem}_stage0.png" "$OUT/look_inside_super_tokens.png"
+cp "$TMP/${stem}_stage1.png" "$OUT/look_inside_super_tokens.png"
 cp "$TMP/${stem}_block1.2.attn.png" "$OUT/look_inside_spectral.png"
 cp "$TMP/${stem}_token_r9_c9.png" "$OUT/look_inside_tokens.png"
-cp "$TMP/kernels_layers.0.blocks.0.attn.png" "$OUT/look_inside_token_kernels.png"
+cp "$TMP/kernels_layers.2.blocks.0.attn.png" "$OUT/look_inside_token_kernels.png"
 cp "$TMP/cam.png" "$OUT/look_inside_cam.png"
 ls -l "$OUT"/look_inside_*.png
