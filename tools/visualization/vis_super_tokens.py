@@ -109,10 +109,11 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
                 f'stage {s} has no super tokens (stoken_size per stage: '
                 f'{backbone.stoken_size}); stages with super tokens: '
                 f'{with_tokens}')
+    # images are checked before any is drawn: nothing half-written
+    images = [(path, load_image(path, args.size)) for path in args.images]
     os.makedirs(args.out_dir, exist_ok=True)
     written = []
-    for path in args.images:
-        img = load_image(path, args.size)
+    for path, img in images:
         x = torch.from_numpy((img - mean) / std).permute(2, 0, 1)[None]
         with torch.no_grad(), collect_affinities(backbone) as maps:
             backbone(x.float())
