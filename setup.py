@@ -101,7 +101,9 @@ setup(
         'pytest', 'matplotlib', 'onnx==1.23.2',
         # 1.23.2 is the newest onnxruntime for Python 3.10
         "onnxruntime==1.32.0; python_version >= '3.11'",
-        "onnxruntime==1.23.2; python_version < '3.11'"]},
+        "onnxruntime==1.23.2; python_version < '3.11'",
+        # mmpretrain's vis_cam.py needs the use_cuda= that 1.5 removed
+        'grad-cam==1.4.8']},
     license='Apache-2.0',
     cmdclass={'build_py': BuildPyWithMim, 'develop': DevelopWithMim},
     zip_safe=False,

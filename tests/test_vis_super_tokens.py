@@ -58,8 +58,11 @@ def test_loads_a_whole_models_checkpoint(image, tmp_path):
 
 
 def test_errors_name_the_problem(image, tmp_path):
+    out = tmp_path / 'vis'
     with pytest.raises(FileNotFoundError, match='image .*missing.png'):
-        main([CFG, str(tmp_path / 'missing.png')])
+        main([CFG, image, str(tmp_path / 'missing.png'), '--out-dir',
+              str(out)])
+    assert not out.exists()  # nothing half-written
     with pytest.raises(ValueError, match='backbone is .*SVT, not STViT'):
         main(['configs/toy/svt-h-small_toy-in1k.py', image])
     with pytest.raises(ValueError, match='stage 2 has no super tokens'):

@@ -27,6 +27,9 @@ _ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if _ROOT not in sys.path:  # run from anywhere, as the other tools
     sys.path.insert(0, _ROOT)
 
+from tools.visualization import common  # noqa: E402
+from tools.visualization.common import load_image  # noqa: E402, F401
+
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,64 +48,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def build_backbone(config: str, checkpoint: Optional[str]) -> tuple:
     """The config's backbone (an STViT, else a ValueError naming what it
     is) in eval mode, and the data preprocessor's mean and std."""
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    import swat_mm  # noqa: F401  (registers swat_mm and the safe loader)
-    from swat_mm.engine.runner_utils import (get_toolbox, register_toolbox,
-                                             replace_sync_bn)
-    from swat_mm.models.backbones.stvit import STViT
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config {config!r} does not exist')
-    cfg = Config.fromfile(config)
-    backbone_type = str(cfg.model.get('backbone', {}).get('type', '?'))
-    if backbone_type.split('.')[-1] != 'STViT':
-        raise ValueError(
-            f'{config}: the backbone is {backbone_type}, not STViT; super '
-            'tokens exist in STViT only (configs/*/stvit*)')
-    toolbox = get_toolbox(cfg)
-    register_toolbox(toolbox)
-    init_default_scope(toolbox)
-    replace_sync_bn(cfg.model, 'model')
-    backbone_cfg = dict(cfg.model.backbone)
-    backbone_cfg.pop('init_cfg', None)  # no download; weights below
-    backbone_cfg['type'] = 'swat_mm.STViT'
-    from swat_mm.registry import MODELS
-    backbone = MODELS.build(backbone_cfg)
-    assert isinstance(backbone, STViT)
-    if checkpoint is not None:
-        from mmengine.runner.checkpoint import _load_checkpoint
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint!r} does not '
-                                    'exist')
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt)
-        # a whole model's checkpoint (classifier, detector, segmentor) or a
-        # backbone's own; every backbone key must be there (strict)
-        if any(k.startswith('backbone.') for k in state):
-            state = {k[len('backbone.'):]: v for k, v in state.items()
-                     if k.startswith('backbone.')}
-        backbone.load_state_dict(state, strict=True)
-    pre = cfg.model.get('data_preprocessor') or cfg.get(
-        'data_preprocessor') or {}
-    mean = pre.get('mean', [123.675, 116.28, 103.53])
-    std = pre.get('std', [58.395, 57.12, 57.375])
-    return backbone.eval(), np.array(mean, np.float32), np.array(
-        std, np.float32)
-
-
-def load_image(path: str, size: int) -> np.ndarray:
-    """RGB uint8 image with its shorter side ``size``."""
-    import mmcv
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image {path!r} does not exist')
-    img = mmcv.imread(path, channel_order='rgb')
-    if img is None:
-        raise ValueError(f'{path!r} is not an image mmcv can read')
-    h, w = img.shape[:2]
-    scale = size / min(h, w)
-    return mmcv.imresize(img, (max(1, round(w * scale)),
-                               max(1, round(h * scale))))
+    return common.build_backbone(
+        config, checkpoint, ['STViT'],
+        'super tokens exist in STViT only (configs/*/stvit*)')
 
 
 def token_labels(amap: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
@@ -161,10 +109,11 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
                 f'stage {s} has no super tokens (stoken_size per stage: '
                 f'{backbone.stoken_size}); stages with super tokens: '
                 f'{with_tokens}')
+    # images are checked before any is drawn: nothing half-written
+    images = [(path, load_image(path, args.size)) for path in args.images]
     os.makedirs(args.out_dir, exist_ok=True)
     written = []
-    for path in args.images:
-        img = load_image(path, args.size)
+    for path, img in images:
         x = torch.from_numpy((img - mean) / std).permute(2, 0, 1)[None]
         with torch.no_grad(), collect_affinities(backbone) as maps:
             backbone(x.float())
@@ -189,4 +138,4 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
 
 
 if __name__ == '__main__':
-    main()
+    common.cli(main)

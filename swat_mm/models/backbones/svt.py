@@ -143,8 +143,7 @@ class ScatterMixing(SpectralChannelMixing):
 
     def forward(self, x: torch.Tensor, H: int,  # type: ignore[override]
                 W: int) -> torch.Tensor:
-        B, N, C = x.shape
-        return self.forward_nhwc(x.reshape(B, H, W, C)).reshape(B, N, C)
+        return super().forward(x, (H, W))
 
 
 class Block(nn.Module):
@@ -287,6 +286,9 @@ class SVT(StagedBackboneMixin, BaseModule):
         }),
     }
     _required_keys = {'embed_dims', 'depths', 'num_heads', 'mlp_ratios'}
+    #: tokens before the patch tokens (none: no class token); mmpretrain's
+    #: tools read it (``vis_cam.py --vit-like`` on the token layers)
+    num_extra_tokens = 0
     _optional_keys = {'stem_channels'}
 
     def __init__(self,

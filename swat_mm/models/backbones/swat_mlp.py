@@ -178,6 +178,9 @@ class _SWATFixedTokens(StagedBackboneMixin, BaseModule):
     name = 'SWATMLP'
     arch_zoo: Dict[str, dict] = {}
     _required_keys = {'embed_dims', 'num_layers', 'token_channels'}
+    #: tokens before the patch tokens (none: no class token); mmpretrain's
+    #: tools read it (``vis_cam.py --vit-like`` on the token layers)
+    num_extra_tokens = 0
     _defaults: dict = {}
 
     def __init__(self, arch: Union[str, dict], img_size: IntPair,

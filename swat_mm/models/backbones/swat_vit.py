@@ -176,6 +176,9 @@ class SWATViT(StagedBackboneMixin, BaseModule):
                      mlp_ratio=4., mlp_kernel=5)
     _optional_keys = set(_defaults)
     OUT_TYPES = {'avg_featmap', 'featmap', 'raw'}
+    #: tokens before the patch tokens (none: no class token); mmpretrain's
+    #: tools read it (``vis_cam.py --vit-like`` on the token layers)
+    num_extra_tokens = 0
 
     def __init__(self,
                  arch: Union[str, dict] = 'deit-tiny',

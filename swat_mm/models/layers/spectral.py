@@ -19,6 +19,16 @@ parameter and buffer names:
    between;
 4. the inverse DTCWT.
 
+Looking inside. The high-pass coefficients before and after the complex
+mixing pass through the layer's ``highpass_tap`` (an identity,
+``tap(before, after)`` returns ``after``), so a forward hook there sees
+them at no cost to a model without hooks;
+:meth:`SpectralChannelMixing.highpass_coefficients` turns what the hook saw
+into pytorch_wavelets' layout and scale, the same in both formulations, and
+:func:`collect_spectra` gathers them for every spectral layer of a model.
+The learned low-pass filter at any size is
+:meth:`SpectralChannelMixing.lowpass_filter`.
+
 Sizes. The low-pass filter is a parameter allocated for the low-pass size at
 the training resolution (``filter_size``; 56 x 56 for SVT's first stage at
 224 input), so the checkpoints of the official code load unchanged. At any
@@ -59,7 +69,9 @@ analytically by :mod:`swat_mm.utils.flops`; the model-zoo FLOPs are those
 of the reference formulation (:func:`swat_mm.utils.complexity.build_model`
 builds it).
 """
-from typing import Sequence, Tuple, Union
+import contextlib
+import math
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -68,6 +80,13 @@ from pytorch_wavelets import DTCWTForward, DTCWTInverse
 
 from .config import use_fast_layers
 from .dtcwt import dtcwt_j1_forward, dtcwt_j1_inverse, parity_index
+
+__all__ = ['SpectralChannelMixing', 'HighpassTap', 'collect_spectra',
+           'orientation_energy', 'ORIENTATIONS']
+
+#: the six high-pass orientations of the DTCWT, in degrees, in the order of
+#: the coefficients' orientation axis (pytorch_wavelets')
+ORIENTATIONS = (15, 45, 75, 105, 135, 165)
 
 
 def _pair(v: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -169,8 +188,65 @@ class DTCWTInverseJ1(torch.autograd.Function):
         return grads + (None, None, None)
 
 
+class HighpassTap(nn.Module):
+    """Identity on a spectral layer's high-pass coefficients, for forward
+    hooks: ``forward(before, after)`` returns ``after`` unchanged.
+
+    ``before`` / ``after``: the coefficients before and after the learned
+    complex mixing, in the layer's own layout and scale (see
+    :meth:`SpectralChannelMixing.highpass_coefficients`)."""
+
+    def forward(self, before: torch.Tensor,
+                after: torch.Tensor) -> torch.Tensor:
+        return after
+
+
+def orientation_energy(high: torch.Tensor) -> torch.Tensor:
+    """(B, C, 6, h, w, 2) complex high-pass coefficients -> (B, 6, h, w),
+    their energy ``|z|^2`` summed over the channels, per orientation
+    (:data:`ORIENTATIONS`) and position."""
+    return high.pow(2).sum((1, 5))
+
+
+@contextlib.contextmanager
+def collect_spectra(model: nn.Module) -> Iterator[List[dict]]:
+    """Inside the block, every :class:`SpectralChannelMixing` of ``model``
+    appends, per forward, ``dict(name=..., before=..., after=...)`` to the
+    yielded list: the high-pass coefficients before and after its complex
+    mixing as (B, C, 6, h, w, 2) (orientations :data:`ORIENTATIONS`,
+    real/imaginary last; pytorch_wavelets' layout and scale, detached),
+    the same whichever formulation the layer has. The hooks are removed on
+    exit."""
+    found: List[dict] = []
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, SpectralChannelMixing):
+            def hook(tap, inputs, output, name=name, layer=module):
+                before, after = layer.highpass_coefficients(
+                    inputs[0].detach(), output.detach())
+                found.append(dict(name=name, before=before, after=after))
+            handles.append(module.highpass_tap.register_forward_hook(hook))
+    try:
+        yield found
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class SpectralChannelMixing(nn.Module):
-    """DTCWT spectral mixing on an NCHW map (see the module docstring).
+    """DTCWT spectral mixing (see the module docstring) on an NCHW map, a
+    channels-last map (:meth:`forward_nhwc`) or (B, N, C) tokens given
+    their (H, W) grid.
+
+    Parameters (the official names and shapes; C = ``dim``, (h, w) =
+    ``filter_size``, d = C / ``num_blocks``):
+    ``complex_weight_ll`` (C, h, w), the low-pass filter;
+    ``complex_weight_lh_1`` / ``_2`` (2, num_blocks, d, d) and
+    ``complex_weight_lh_b1`` / ``_b2`` (2, num_blocks, d), the real and
+    imaginary parts of the two block-diagonal complex high-pass maps.
+
+    The high-pass coefficients before and after mixing reach forward hooks
+    on ``highpass_tap`` (see :func:`collect_spectra`).
 
     Args:
         dim: C; must be divisible by ``num_blocks``.
@@ -213,6 +289,7 @@ class SpectralChannelMixing(nn.Module):
         self.complex_weight_lh_b2 = nn.Parameter(torch.randn(2, nb, bs) * 0.02)
         self.xfm = DTCWTForward(J=1, biort=biort, qshift=qshift)
         self.ifm = DTCWTInverse(biort=biort, qshift=qshift)
+        self.highpass_tap = HighpassTap()
 
     def lowpass_filter(self, size: Tuple[int, int]) -> torch.Tensor:
         """The learned filter at ``size`` (h, w), bilinearly resized (exactly
@@ -224,8 +301,39 @@ class SpectralChannelMixing(nn.Module):
                              size=tuple(size), mode='bilinear',
                              align_corners=False)[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W), any H and W (>= 1)."""
+    def highpass_coefficients(self, before: torch.Tensor,
+                              after: torch.Tensor
+                              ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """What ``highpass_tap`` saw -> the high-pass coefficients before
+        and after the complex mixing, each (B, C, 6, h, w, 2) in
+        pytorch_wavelets' layout and scale (h, w: half the even-extended
+        map). The fast formulation keeps them as (B, h, w, 6, 2, C) with
+        the transforms' 1/sqrt(2) folded into the mixing; this undoes that
+        (views times a scalar), so both formulations give the same."""
+        if not self.fast:
+            return before, after
+        to_ref = (0, 5, 3, 1, 2, 4)
+        half = 0.5 ** 0.5
+        return (before.permute(*to_ref) * half,
+                after.permute(*to_ref) * math.sqrt(2.))
+
+    def forward(self, x: torch.Tensor,
+                hw_shape: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W), any H and W (>= 1); or tokens
+        (B, H*W, C) -> (B, H*W, C) given ``hw_shape`` = (H, W) (the same
+        computation on the map the tokens form, row by row)."""
+        if x.dim() == 3:
+            if hw_shape is None:
+                raise ValueError('SpectralChannelMixing on (B, N, C) tokens '
+                                 'needs hw_shape=(H, W) with H * W = N')
+            B, N, C = x.shape
+            H, W = hw_shape
+            if H * W != N:
+                raise ValueError(f'{N} tokens do not form a {H}x{W} map')
+            return self.forward_nhwc(x.reshape(B, H, W, C)).reshape(B, N, C)
+        if x.dim() != 4:
+            raise ValueError('SpectralChannelMixing takes (B, C, H, W) maps '
+                             f'or (B, N, C) tokens, got {tuple(x.shape)}')
         return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
     def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
@@ -248,9 +356,10 @@ class SpectralChannelMixing(nn.Module):
                 :, :, parity_index(Wp, x.device)]
             low = low * weight.permute(1, 2, 0).reshape(
                 2, Hp // 2, 2, Wp // 2, C)
-        high = self._mix_high(high.reshape(-1, 2 * C))
+        mixed = self._mix_high(high.reshape(-1, 2 * C))
         with torch.autocast(x.device.type, enabled=False):
-            high = high.to(wide).reshape(B, Hp // 2, Wp // 2, 6, 2, C)
+            mixed = mixed.to(wide).reshape(B, Hp // 2, Wp // 2, 6, 2, C)
+            high = self.highpass_tap(high, mixed)
             out = dtcwt_j1_inverse(low, high, self.ifm.g0o, self.ifm.g1o,
                                    (H, W), high_scale=1.)
         return out.to(dtype)
@@ -285,17 +394,18 @@ class SpectralChannelMixing(nn.Module):
         xl = xl * self.lowpass_filter(xl.shape[-2:])
 
         h, w = high.shape[3:5]
-        high = high.permute(5, 0, 2, 3, 4, 1).reshape(
+        coeffs = high.permute(5, 0, 2, 3, 4, 1).reshape(
             2, B, 6, h, w, self.num_blocks, self.block_size)
-        real, imag = high[0], high[1]
+        real, imag = coeffs[0], coeffs[1]
         w1, w2 = self.complex_weight_lh_1, self.complex_weight_lh_2
         b1, b2 = self.complex_weight_lh_b1, self.complex_weight_lh_b2
         real1 = F.relu(_block_mm(real, w1[0]) - _block_mm(imag, w1[1]) + b1[0])
         imag1 = F.relu(_block_mm(real, w1[1]) + _block_mm(imag, w1[0]) + b1[1])
         real2 = _block_mm(real1, w2[0]) - _block_mm(imag1, w2[1]) + b2[0]
         imag2 = _block_mm(real1, w2[1]) + _block_mm(imag1, w2[0]) + b2[1]
-        high = torch.stack([real2, imag2], dim=-1).reshape(B, 6, h, w, C, 2)
-        high = high.permute(0, 4, 1, 2, 3, 5)  # (B, C, 6, h, w, 2)
+        mixed = torch.stack([real2, imag2], dim=-1).reshape(B, 6, h, w, C, 2)
+        mixed = mixed.permute(0, 4, 1, 2, 3, 5)  # (B, C, 6, h, w, 2)
+        high = self.highpass_tap(high, mixed)
 
         out = DTCWTInverseJ1.apply(xl, high, self.ifm.g0o, self.ifm.g1o,
                                    self.ifm)
