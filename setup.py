@@ -43,7 +43,11 @@ setup(
         'pytest', 'matplotlib', 'onnx==1.23.2',
         # 1.23.2 is the newest onnxruntime for Python 3.10
         "onnxruntime==1.32.0; python_version >= '3.11'",
-        "onnxruntime==1.23.2; python_version < '3.11'"]},
+        "onnxruntime==1.23.2; python_version < '3.11'",
+        # mmdeploy==1.3.1 itself cannot be listed: it requires
+        # protobuf<=3.20.2, which onnx 1.23.2 rules out; install it with
+        # `pip install --no-deps mmdeploy==1.3.1` (tools/setup_env.sh does)
+        'aenum==3.1.17']},
     license='Apache-2.0',
     zip_safe=False,
 )
