@@ -17,7 +17,9 @@ which the toolboxes' inferencers use; mmdeploy itself reads the top-level
    of the PyTorch model under mmdeploy's rewrites on the same input
    (relative error <= ``--rtol``; detections: the same labels, boxes within
    ``--box-atol`` pixels, scores and 28 x 28 mask probabilities within
-   1e-3).
+   1e-3). Where the deploy config makes height and width dynamic, the same
+   holds on the input resized to a second size (a quarter larger plus 3
+   pixels: padding in every backbone family).
 2. **The deployed model against the toolbox.** mmdeploy's backend model
    (onnxruntime plus mmdeploy's Python post-processing) against the
    toolbox's own ``test_step`` with the checkpoint:
@@ -145,6 +147,30 @@ def raw_outputs(task_processor, deploy_cfg, torch_model, backend_model,
     if isinstance(ref, torch.Tensor):
         ref = (ref, )
     return {k: ort[k] for k in names}, dict(zip(names, ref))
+
+
+def resized(inputs: torch.Tensor, data_samples) -> Tuple[torch.Tensor, list]:
+    """The preprocessed batch at a second size, a quarter larger plus an
+    odd 3 pixels on each side (padding in every backbone family), with
+    data samples whose shapes say so."""
+    h, w = inputs.shape[2:]
+    size = (h + h // 4 + 3, w + w // 4 + 3)
+    inputs = torch.nn.functional.interpolate(
+        inputs, size=size, mode='bilinear', align_corners=False)
+    samples = copy.deepcopy(data_samples)
+    for sample in samples:
+        sample.set_metainfo({k: size for k in (
+            'img_shape', 'pad_shape', 'batch_input_shape')
+            if k in sample.metainfo})
+    return inputs, samples
+
+
+def dynamic_hw(deploy_cfg) -> bool:
+    """Whether the deploy config exports height and width as dynamic."""
+    from mmdeploy.utils import get_ir_config
+    onnx_cfg = get_ir_config(deploy_cfg)
+    axes = onnx_cfg.get('dynamic_axes') or {}
+    return {2, 3} <= set(axes.get(onnx_cfg['input_names'][0], {}))
 
 
 def check_export(task: str, ort: Dict, ref: Dict, args) -> Dict:
@@ -285,6 +311,16 @@ def main(argv: Sequence[str] = None) -> int:
     ort, ref = raw_outputs(processor, deploy_cfg, torch_model,
                            backend_model, inputs, data['data_samples'])
     report['export'] = check_export(task, ort, ref, args)
+    if dynamic_hw(deploy_cfg):
+        # a dynamic graph must be right at sizes other than the traced one
+        inputs2, samples2 = resized(inputs, data['data_samples'])
+        ort2, ref2 = raw_outputs(processor, deploy_cfg, torch_model,
+                                 backend_model, inputs2, samples2)
+        report['export_second_size'] = dict(
+            input_shape=list(inputs2.shape),
+            **check_export(task, ort2, ref2, args))
+        report['export']['ok'] = report['export']['ok'] and \
+            report['export_second_size']['ok']
 
     raw, _ = processor.create_input(args.image, None)
     with torch.no_grad():
