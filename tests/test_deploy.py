@@ -86,19 +86,25 @@ def random_checkpoint(config: str, tmp_path) -> str:
     return path
 
 
-def export(task: str, toy_root: str, tmp_path, monkeypatch) -> dict:
-    deploy, _, _, image = CASES[task]
+def run_tool(task: str, toy_root: str, tmp_path, monkeypatch,
+             *extra: str, deploy: str = None) -> subprocess.CompletedProcess:
+    """``tools/deployment/export.py`` on the tiny model of ``task``, a
+    random-init checkpoint and the first toy image, into tmp_path/work."""
+    deploy = deploy or osp.join(DEPLOY, CASES[task][0])
     config = tiny_config(task, tmp_path)
     env = dict(os.environ, SWAT_MM_TOY_DATA=toy_root)
     monkeypatch.setenv('SWAT_MM_TOY_DATA', toy_root)  # for the config
     ckpt = random_checkpoint(config, tmp_path)
-    img = sorted(glob.glob(osp.join(toy_root, image)))[0]
+    img = sorted(glob.glob(osp.join(toy_root, CASES[task][3])))[0]
+    return subprocess.run(
+        [sys.executable, 'tools/deployment/export.py', deploy, config, ckpt,
+         img, '--work-dir', str(tmp_path / 'work'), *extra], cwd=ROOT,
+        env=env, capture_output=True, text=True, timeout=600)
+
+
+def export(task: str, toy_root: str, tmp_path, monkeypatch) -> dict:
+    proc = run_tool(task, toy_root, tmp_path, monkeypatch)
     work = tmp_path / 'work'
-    proc = subprocess.run(
-        [sys.executable, 'tools/deployment/export.py',
-         osp.join(DEPLOY, deploy), config, ckpt, img, '--work-dir',
-         str(work)], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'OK: ' in proc.stdout
     assert (work / 'end2end.onnx').is_file()
@@ -142,3 +148,30 @@ def test_mask_rcnn_through_mmdeploy(toy_root, tmp_path, monkeypatch):
         assert check['box_max_abs_err'] <= 0.05
         assert check['score_max_abs_err'] <= 1e-3
         assert check['mask_prob_max_abs_err'] <= 1e-3
+
+
+def test_export_exits_1_on_a_mismatch(toy_root, tmp_path, monkeypatch):
+    """No tolerance at all: float rounding is a mismatch, said and written,
+    with exit status 1."""
+    proc = run_tool('classification', toy_root, tmp_path, monkeypatch,
+                    '--rtol', '0')
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'MISMATCH' in proc.stderr
+    report = json.loads((tmp_path / 'work' / 'verify.json').read_text())
+    assert not report['ok'] and not report['export']['ok']
+    assert report['export']['output_rel_err'] > 0
+
+
+def test_export_refuses_an_argmax_segmentation_config(toy_root, tmp_path,
+                                                      monkeypatch):
+    """An arg-max map cannot be compared with mmseg's at the image size:
+    exit 2 with the fix, before anything is exported."""
+    src = open(osp.join(DEPLOY, CASES['segmentation'][0])).read()
+    assert 'with_argmax=False' in src
+    deploy = tmp_path / 'argmax.py'
+    deploy.write_text(src.replace('with_argmax=False', 'with_argmax=True'))
+    proc = run_tool('segmentation', toy_root, tmp_path, monkeypatch,
+                    deploy=str(deploy))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert 'set with_argmax=False' in proc.stderr
+    assert not (tmp_path / 'work').exists()

@@ -82,28 +82,38 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class BadInput(Exception):
+    """An argument the tool cannot work with; the message says the fix."""
+
+
 def check_paths(args: argparse.Namespace) -> None:
     for what in ('deploy_cfg', 'model_cfg', 'checkpoint', 'image'):
         path = getattr(args, what)
         if not osp.isfile(path):
-            raise SystemExit(f'error: {what} {path!r} is not a file')
+            raise BadInput(f'{what} {path!r} is not a file')
 
 
 def load_configs(args: argparse.Namespace):
     """The deploy and model configs, the model's test pipeline taken from
     its ``test_dataloader`` without annotation loading (the image comes
     alone), both saved next to the ONNX file."""
-    from mmdeploy.utils import get_backend, load_config
+    from mmdeploy.utils import get_backend, get_task_type, load_config
     deploy_cfg, model_cfg = load_config(args.deploy_cfg, args.model_cfg)
     if get_backend(deploy_cfg).value != 'onnxruntime':
-        raise SystemExit(
-            f'error: {args.deploy_cfg} has backend_config type '
+        raise BadInput(
+            f'{args.deploy_cfg} has backend_config type '
             f'{deploy_cfg.backend_config.type!r}; this tool exports to '
             f'onnxruntime only (backend_config = dict(type=\'onnxruntime\'))')
+    if get_task_type(deploy_cfg).value == 'Segmentation' and \
+            deploy_cfg.codebase_config.get('with_argmax', True):
+        raise BadInput(
+            f'{args.deploy_cfg} exports the arg-max map (codebase_config '
+            f'with_argmax=True), which cannot be compared with mmseg\'s map '
+            f'at the image size: set with_argmax=False')
     pipeline = model_cfg.get('test_dataloader', {}).get(
         'dataset', {}).get('pipeline', model_cfg.get('test_pipeline'))
     if pipeline is None:
-        raise SystemExit(f'error: {args.model_cfg} has neither '
+        raise BadInput(f'{args.model_cfg} has neither '
                          f'test_dataloader.dataset.pipeline nor test_pipeline')
     model_cfg.test_pipeline = [
         copy.deepcopy(t) for t in pipeline if t['type'] != 'LoadAnnotations']
@@ -278,11 +288,6 @@ def check_deployed(task: str, deployed, expected, torch_model, ort: Dict,
             (deployed.pred_sem_seg.data == truth).float().mean())
         # mmseg's own post-processing of the exported logits
         logits = ort[list(ort)[0]]
-        if logits.shape[1] == 1:
-            raise SystemExit(
-                'error: the deploy config exports the arg-max '
-                '(codebase_config with_argmax=True); the map cannot be '
-                'compared at the image size: set with_argmax=False')
         sample = copy.deepcopy(expected)
         mine = torch_model.postprocess_result(logits, [sample])[0]
         agree = float((mine.pred_sem_seg.data == truth).float().mean())
@@ -300,7 +305,16 @@ def check_deployed(task: str, deployed, expected, torch_model, ort: Dict,
 
 def main(argv: Sequence[str] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    check_paths(args)
+    try:
+        check_paths(args)
+        return run(args)
+    except BadInput as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, check, report; 0 when every check holds, 1 otherwise."""
     # swat_mm's registries and mmdeploy's rewriters, ours included
     import swat_mm  # noqa: F401
     sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
