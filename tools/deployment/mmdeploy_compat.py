@@ -131,3 +131,120 @@ def adaptive_avg_pool2d__onnxruntime(
 def scaled_dot_product_attention__onnxruntime(*args, **kwargs) -> torch.Tensor:
     """torch's own ``scaled_dot_product_attention``, not mmdeploy's."""
     return FUNCTION_REWRITER.get_context().origin_func(*args, **kwargs)
+
+
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.roi_heads.bbox_heads.bbox_head.BBoxHead.predict_by_feat',
+    backend='onnxruntime')
+def bbox_head__predict_by_feat__onnxruntime(self, rois: torch.Tensor,
+                                            cls_scores: torch.Tensor,
+                                            bbox_preds: torch.Tensor,
+                                            batch_img_metas: List[dict],
+                                            rcnn_test_cfg=None,
+                                            rescale: bool = False):
+    """The second stage's detections with each class's own box.
+
+    ``rois``: (B, N, 5); ``cls_scores``: (B, N, C + 1); ``bbox_preds``:
+    (B, N, 4 C) with class-specific regression. Returns ``dets`` (B, K, 5)
+    and ``labels`` (B, K). mmdeploy gives every class of a RoI the box of
+    its arg-max class, so a RoI's second-best class is detected at the
+    wrong place; as mmdet does, each (RoI, class) pair here is a candidate
+    with its class's box, NMS per class as before.
+    """
+    from mmdeploy.codebase.mmdet.deploy import get_post_processing_params
+    from mmdeploy.codebase.mmdet.models.roi_heads.bbox_head import \
+        bbox_head__predict_by_feat
+    from mmdeploy.mmcv.ops import multiclass_nms
+    from mmdet.structures.bbox import get_box_tensor
+    if self.reg_class_agnostic or self.custom_cls_channels or \
+            bbox_preds is None:
+        return bbox_head__predict_by_feat(self, rois, cls_scores, bbox_preds,
+                                          batch_img_metas, rcnn_test_cfg,
+                                          rescale)
+    ctx = FUNCTION_REWRITER.get_context()
+    scores = F.softmax(cls_scores, dim=-1)[..., :self.num_classes]
+    bboxes = get_box_tensor(self.bbox_coder.decode(
+        rois[..., 1:], bbox_preds, max_shape=batch_img_metas[0]['img_shape']))
+    batch, num_classes = scores.shape[0], self.num_classes
+    # (B, N C, 4) candidates, each scored for its own class only
+    bboxes = bboxes.reshape(batch, -1, 4)
+    eye = torch.eye(num_classes, dtype=scores.dtype, device=scores.device)
+    scores = (scores.unsqueeze(-1) * eye).reshape(batch, -1, num_classes)
+    post = get_post_processing_params(ctx.cfg)
+    return multiclass_nms(
+        bboxes, scores, post.max_output_boxes_per_class,
+        nms_type=rcnn_test_cfg.nms.get('type'),
+        iou_threshold=rcnn_test_cfg.nms.get('iou_threshold',
+                                            post.iou_threshold),
+        score_threshold=rcnn_test_cfg.get('score_thr',
+                                          post.score_threshold),
+        pre_top_k=post.pre_top_k,
+        keep_top_k=rcnn_test_cfg.get('max_per_img', post.keep_top_k))
+
+
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.dense_heads.rpn_head.RPNHead.predict_by_feat',
+    backend='onnxruntime')
+def rpn_head__predict_by_feat__onnxruntime(self, cls_scores, bbox_preds,
+                                           score_factors=None,
+                                           batch_img_metas=None, cfg=None,
+                                           rescale: bool = False,
+                                           with_nms: bool = True, **kwargs):
+    """Proposals as mmdet's RPN makes them: NMS within each pyramid level
+    (mmdet's ``batched_nms`` with level ids), no score threshold, boxes
+    without area dropped (``min_bbox_size=0``), the best ``max_per_img``.
+
+    mmdeploy's own takes one NMS over all levels with mmdeploy's score
+    threshold (0.05) and keeps empty boxes, so its proposals, and with them
+    the detections, differ from mmdet's. Returns ``dets`` (B, K, 5) and
+    ``labels`` (B, K) (the level) as mmdeploy's does.
+    """
+    from mmdet.structures.bbox import get_box_tensor
+    from mmdeploy.mmcv.ops import multiclass_nms
+    cfg = self.test_cfg if cfg is None else cfg
+    if not with_nms or cfg.get('min_bbox_size', -1) > 0:
+        raise NotImplementedError(
+            'RPN export without NMS or with min_bbox_size > 0 is not '
+            'written for onnxruntime (tools/deployment/mmdeploy_compat.py)')
+    pre_topk = cfg.get('nms_pre', -1)
+    batch = cls_scores[0].shape[0]
+    anchors = self.prior_generator.grid_priors(
+        [c.shape[-2:] for c in cls_scores], dtype=cls_scores[0].dtype,
+        device=cls_scores[0].device)
+    boxes, scores, levels = [], [], []
+    for level, (cls, reg, anchor) in enumerate(
+            zip(cls_scores, bbox_preds, anchors)):
+        cls = cls.permute(0, 2, 3, 1)
+        score = cls.reshape(batch, -1).sigmoid() if self.use_sigmoid_cls \
+            else cls.reshape(batch, -1, 2).softmax(-1)[..., 0]
+        delta = reg.permute(0, 2, 3, 1).reshape(batch, -1, 4)
+        anchor = get_box_tensor(anchor).unsqueeze(0).expand(batch, -1, 4)
+        if pre_topk > 0:
+            # a level's best nms_pre anchors, or all where it has fewer
+            k = torch.clamp(torch.as_tensor(score.shape[1]), max=pre_topk)
+            score, index = score.topk(k, dim=1)
+            index = index.unsqueeze(-1).expand(-1, -1, 4)
+            delta = delta.gather(1, index)
+            anchor = anchor.gather(1, index)
+        boxes.append(get_box_tensor(self.bbox_coder.decode(
+            anchor, delta, max_shape=batch_img_metas[0]['img_shape'])))
+        scores.append(score)
+        levels.append(torch.zeros_like(score, dtype=torch.int64) + level)
+    boxes, scores = torch.cat(boxes, 1), torch.cat(scores, 1)
+    level = torch.cat(levels, 1)
+    # each candidate scored for its own level only (NMS per level), and
+    # not at all without area (-1). The threshold is the smallest positive
+    # float, not 0: mmcv's NMS (mmdeploy's eager stand-in for onnxruntime's)
+    # filters by score only for a positive threshold; every sigmoid score
+    # above 1e-38 is kept, as mmdet keeps every score
+    keep = F.one_hot(level, len(cls_scores)).bool()
+    if cfg.get('min_bbox_size', -1) == 0:
+        wh = boxes[..., 2:] - boxes[..., :2]
+        keep = keep & (wh > 0).all(-1, keepdim=True)
+    scores = torch.where(keep, scores.unsqueeze(-1),
+                         scores.new_tensor(-1.))
+    return multiclass_nms(
+        boxes, scores, cfg.max_per_img, nms_type=cfg.nms.get('type'),
+        iou_threshold=cfg.nms.iou_threshold,
+        score_threshold=torch.finfo(torch.float32).tiny, pre_top_k=-1,
+        keep_top_k=cfg.max_per_img)
