@@ -1,5 +1,6 @@
-"""What mmdeploy 1.3.1 needs to run on this stack's torch, and exact
-replacements for two of its rewrites; imported by ``export.py``.
+"""What mmdeploy 1.3.1 needs to run on this stack's torch, and
+replacements for those of its rewrites that change what a model computes;
+imported by ``export.py``, registered for the onnxruntime backend.
 
 Measured with torch 2.13, mmcv 2.1.0, onnxruntime 1.32 (README "Deploy"):
 
@@ -34,6 +35,14 @@ Measured with torch 2.13, mmcv 2.1.0, onnxruntime 1.32 (README "Deploy"):
   the function itself (tests/test_onnx_export.py), so
   :func:`scaled_dot_product_attention__onnxruntime` hands the call back to
   it.
+* Mask R-CNN: mmdeploy's RPN keeps proposals by one NMS over all pyramid
+  levels with a 0.05 score threshold and keeps boxes without area, and its
+  second stage gives every class of a RoI the box of the RoI's arg-max
+  class; mmdet takes NMS per level without a threshold, drops empty
+  boxes, and keeps each class's own box. On a toy-trained model 2 of 7
+  detections >= 0.3 were lost. :func:`rpn_head__predict_by_feat__onnxruntime`
+  and :func:`bbox_head__predict_by_feat__onnxruntime` compute mmdet's
+  proposals and detections with the standard ONNX NMS.
 """
 import contextlib
 import functools
