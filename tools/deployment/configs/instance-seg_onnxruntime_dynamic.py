@@ -1,3 +1,9 @@
+# mmdeploy deploy config: an mmdet instance segmentor (Mask R-CNN) to ONNX
+# Runtime, dynamic batch, height and width. The graph gives dets (x1, y1,
+# x2, y2, score), labels and 28 x 28 mask probabilities per detection;
+# pasting the masks into the image stays in Python (export_postprocess_mask
+# False). post_processing: the second stage's NMS beyond the model's own
+# test_cfg (which sets score_thr, the IoU and max_per_img).
 onnx_config = dict(
     type='onnx',
     export_params=True,

@@ -1,3 +1,8 @@
+# mmdeploy deploy config: an mmseg segmentor (UperNet) to ONNX Runtime,
+# dynamic batch, height and width (exact at any size with the adaptive
+# pooling of tools/deployment/mmdeploy_compat.py). The graph ends in the
+# logits (with_argmax=False): mmseg resizes them to the image before the
+# arg-max, which export.py does with the segmentor's postprocess_result.
 onnx_config = dict(
     type='onnx',
     export_params=True,
