@@ -24,7 +24,7 @@ from tests.tiny_archs import (STVIT_TINY, SWAT_SWIN_TINY, SWAT_VIT_TINY)
 
 pytest.importorskip(
     'mmdeploy', reason='mmdeploy is not installed (tools/setup_env.sh '
-    'installs it: pip install --no-deps mmdeploy==1.3.1 aenum)')
+    'installs it: pip install --no-deps mmdeploy==1.3.1; pip install aenum==3.1.17)')
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEPLOY = osp.join(ROOT, 'tools', 'deployment', 'configs')
