@@ -103,7 +103,11 @@ setup(
         "onnxruntime==1.32.0; python_version >= '3.11'",
         "onnxruntime==1.23.2; python_version < '3.11'",
         # mmpretrain's vis_cam.py needs the use_cuda= that 1.5 removed
-        'grad-cam==1.4.8']},
+        'grad-cam==1.4.8',
+        # mmdeploy==1.3.1 itself cannot be listed: it requires
+        # protobuf<=3.20.2, which onnx 1.23.2 rules out; install it with
+        # `pip install --no-deps mmdeploy==1.3.1` (tools/setup_env.sh does)
+        'aenum==3.1.17']},
     license='Apache-2.0',
     cmdclass={'build_py': BuildPyWithMim, 'develop': DevelopWithMim},
     zip_safe=False,

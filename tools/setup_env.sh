@@ -57,7 +57,14 @@ REQS=(
   # for mmpretrain's tools/visualization/vis_cam.py, which passes use_cuda=
   # to the CAM classes: grad-cam 1.5 removed it (tests/test_vis_cam.py)
   "grad-cam==1.4.8"
+  # mmdeploy's one other requirement its ONNX Runtime export imports
+  "aenum==3.1.17"
 )
+# Installed after REQS with --no-deps: mmdeploy 1.3.1 requires
+# protobuf<=3.20.2, which onnx 1.23.2 (protobuf>=6.31.1) rules out, so pip
+# cannot resolve it with its requirements; of those the ONNX Runtime export
+# (tools/deployment/) needs only aenum, in REQS.
+NODEPS_REQS=("mmdeploy==1.3.1")
 
 say() { printf '[setup_env] %s\n' "$*" >&2; }
 die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -357,13 +364,14 @@ fi
 
 # 4. the OpenMMLab stack and swat_mm -------------------------------------------
 step_start
-STAMP=$("$PY" -c "import sys, hashlib; print(hashlib.sha1(' '.join(sys.argv[1:]).encode()).hexdigest())" "${REQS[@]}")
+STAMP=$("$PY" -c "import sys, hashlib; print(hashlib.sha1(' '.join(sys.argv[1:]).encode()).hexdigest())" "${REQS[@]}" "${NODEPS_REQS[@]}")
 STAMP_FILE=$("$PY" -c "import sys; print(sys.prefix)")/.swat_mm_requirements
 if [[ "$(cat "$STAMP_FILE" 2>/dev/null || true)" != "$STAMP" ]] \
-    || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime, pytorch_grad_cam" >/dev/null 2>&1; then
+    || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime, pytorch_grad_cam, mmdeploy.apis" >/dev/null 2>&1; then
   rm -f "$STAMP_FILE"
   say "installing ${REQS[*]}"
   "${PIP[@]}" install -q -c "$CONSTRAINTS" "${REQS[@]}" || die "pip could not install the OpenMMLab stack"
+  "${PIP[@]}" install -q -c "$CONSTRAINTS" --no-deps "${NODEPS_REQS[@]}" || die "pip could not install ${NODEPS_REQS[*]}"
   mmcv_ok || die "installing the OpenMMLab stack replaced mmcv; report this"
   echo "$STAMP" >"$STAMP_FILE.tmp" && mv "$STAMP_FILE.tmp" "$STAMP_FILE"
   step_end "OpenMMLab stack" "installed mmengine, mmpretrain, mmdet, mmseg, pytorch_wavelets, ..."
