@@ -43,7 +43,8 @@ setup(
         'pytest', 'matplotlib', 'onnx==1.23.2',
         # 1.23.2 is the newest onnxruntime for Python 3.10
         "onnxruntime==1.32.0; python_version >= '3.11'",
-        "onnxruntime==1.23.2; python_version < '3.11'"]},
+        "onnxruntime==1.23.2; python_version < '3.11'",
+        'onnxscript==0.7.2']},
     license='Apache-2.0',
     zip_safe=False,
 )

@@ -54,6 +54,8 @@ REQS=(
   # with Python 3.10 wheels, does not (tests/test_onnx_export.py)
   "onnxruntime==1.32.0; python_version >= '3.11'"
   "onnxruntime==1.23.2; python_version < '3.11'"
+  # torch.onnx.export(..., dynamo=True) (torch's default exporter)
+  "onnxscript==0.7.2"
 )
 
 say() { printf '[setup_env] %s\n' "$*" >&2; }
@@ -357,7 +359,7 @@ step_start
 STAMP=$("$PY" -c "import sys, hashlib; print(hashlib.sha1(' '.join(sys.argv[1:]).encode()).hexdigest())" "${REQS[@]}")
 STAMP_FILE=$("$PY" -c "import sys; print(sys.prefix)")/.swat_mm_requirements
 if [[ "$(cat "$STAMP_FILE" 2>/dev/null || true)" != "$STAMP" ]] \
-    || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime" >/dev/null 2>&1; then
+    || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime, onnxscript" >/dev/null 2>&1; then
   rm -f "$STAMP_FILE"
   say "installing ${REQS[*]}"
   "${PIP[@]}" install -q -c "$CONSTRAINTS" "${REQS[@]}" || die "pip could not install the OpenMMLab stack"
