@@ -107,7 +107,8 @@ setup(
         # mmdeploy==1.3.1 itself cannot be listed: it requires
         # protobuf<=3.20.2, which onnx 1.23.2 rules out; install it with
         # `pip install --no-deps mmdeploy==1.3.1` (tools/setup_env.sh does)
-        'aenum==3.1.17']},
+        'aenum==3.1.17',
+        'onnxscript==0.7.2']},
     license='Apache-2.0',
     cmdclass={'build_py': BuildPyWithMim, 'develop': DevelopWithMim},
     zip_safe=False,

@@ -59,6 +59,8 @@ REQS=(
   "grad-cam==1.4.8"
   # mmdeploy's one other requirement its ONNX Runtime export imports
   "aenum==3.1.17"
+  # torch.onnx.export(..., dynamo=True) (torch's default exporter)
+  "onnxscript==0.7.2"
 )
 # Installed after REQS with --no-deps: mmdeploy 1.3.1 requires
 # protobuf<=3.20.2, which onnx 1.23.2 (protobuf>=6.31.1) rules out, so pip
@@ -367,7 +369,7 @@ step_start
 STAMP=$("$PY" -c "import sys, hashlib; print(hashlib.sha1(' '.join(sys.argv[1:]).encode()).hexdigest())" "${REQS[@]}" "${NODEPS_REQS[@]}")
 STAMP_FILE=$("$PY" -c "import sys; print(sys.prefix)")/.swat_mm_requirements
 if [[ "$(cat "$STAMP_FILE" 2>/dev/null || true)" != "$STAMP" ]] \
-    || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime, pytorch_grad_cam, mmdeploy.apis" >/dev/null 2>&1; then
+    || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime, pytorch_grad_cam, mmdeploy.apis, onnxscript" >/dev/null 2>&1; then
   rm -f "$STAMP_FILE"
   say "installing ${REQS[*]}"
   "${PIP[@]}" install -q -c "$CONSTRAINTS" "${REQS[@]}" || die "pip could not install the OpenMMLab stack"

@@ -257,8 +257,12 @@ def roll_rows_cols(x: torch.Tensor, shift: Any) -> torch.Tensor:
     index selects, so that ``shift`` may be a tensor: a traced graph keeps
     the shift as data of the input size rather than a constant."""
     H, W = x.shape[1], x.shape[2]
-    rows = (torch.arange(H, device=x.device) - shift) % H
-    cols = (torch.arange(W, device=x.device) - shift) % W
+    # sizes as tensors: exporters cannot take a symbolic size as the scalar
+    # operand of a remainder
+    rows = torch.arange(H, device=x.device)
+    cols = torch.arange(W, device=x.device)
+    rows = torch.remainder(rows - shift, rows.new_full((), H))
+    cols = torch.remainder(cols - shift, cols.new_full((), W))
     return x.index_select(1, rows).index_select(2, cols)
 
 
@@ -334,8 +338,8 @@ class SwinBlock(nn.Module):
             # Written as data, not a Python branch on the size: under
             # tracing the sizes are tensors and the graph keeps the rule.
             # Long, not bool: TorchScript folds ``shift * 1`` to a bool.
-            on = torch.as_tensor((H > ws) | (W > ws), dtype=torch.long,
-                                 device=x.device)
+            on = ((torch.arange(H, device=x.device) >= ws).any()
+                  | (torch.arange(W, device=x.device) >= ws).any()).long()
             shift = self.shift_size * on
             x = roll_rows_cols(x, -shift)
             mask = shift_window_mask(Hp, Wp, ws, self.shift_size,

@@ -59,7 +59,9 @@ def filter_matrix(h: torch.Tensor, n: Any, n_in: Any) -> torch.Tensor:
     length = h.numel()
     j = torch.arange(n, device=h.device)[:, None]
     t = torch.arange(length, device=h.device)[None, :]
-    i = (j + t - length // 2) % (2 * n)
+    # the period as a tensor: exporters cannot take a symbolic size as the
+    # scalar operand of a remainder
+    i = torch.remainder(j + t - length // 2, j.new_full((), 2 * n))
     i = torch.where(i >= n, 2 * n - 1 - i, i).clamp(max=n_in - 1)
     hits = i[..., None] == torch.arange(n_in, device=h.device)  # (n, L, n_in)
     return torch.einsum('jtc,t->jc', hits.to(h.dtype), h)
