@@ -56,9 +56,18 @@ def export(name: str) -> Tuple[torch.nn.Module, ort.InferenceSession]:
 # With named Dims over a range, torch.export must prove SVT's shape guards
 # for every size in it, and cannot (the padded DTCWT grid); with Dim.AUTO it
 # keeps the sizes symbolic where the guards allow, and the export is right
-# at every size tested (2026-12-06). SWAT-Swin's Dim.AUTO export did not end
-# within 6 minutes.
+# at every size tested (2026-12-06).
 DYNAMO_AUTO = {'SVT'}
+
+# The smallest side of the named Dims. SWAT-Swin's from 33: torch.export
+# asks whether the last stage's map (ceil(side / 32)) is more than one
+# token, to pick the memory format of the depth-wise conv of the MLP on
+# its channels-last map, and fixes the answer to the example's (2 tokens);
+# from 16, torch.onnx.export fails and then retries with the range that
+# torch.export suggests, 33 to 4096, which costs a second export (about
+# 40 s). The ONNX graph checks no range (measured 2026-12-06: it gives the
+# eager outputs at 16 x 16 and 20 x 36 too).
+DYNAMO_MIN_SIDE = {'SWATSwin': 33}
 
 
 def export_dynamo(name: str
@@ -74,8 +83,9 @@ def export_dynamo(name: str
     if name in DYNAMO_AUTO:
         dynamic = {0: dim.AUTO, 2: dim.AUTO, 3: dim.AUTO}
     else:
-        dynamic = {0: dim('b', max=1024), 2: dim('h', min=16, max=4096),
-                   3: dim('w', min=16, max=4096)}
+        low = DYNAMO_MIN_SIDE.get(name, 16)
+        dynamic = {0: dim('b', max=1024), 2: dim('h', min=low, max=4096),
+                   3: dim('w', min=low, max=4096)}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         program = torch.onnx.export(
@@ -145,33 +155,19 @@ def test_onnx_export_reproduces_eager_at_every_size(name: str) -> None:
     assert not refused, f'{name}: onnxruntime refuses {refused}'
 
 
-# torch 2.13's torch.export cannot prove the shape guards of SWAT-Swin's
-# padded, shifted windows for every size (its symbolic sizes become nested
-# ceil/mod expressions). The dynamo exporter then falls back to a draft
-# export specialised to the example's size, whose decomposition fails on a
-# view of SDPA's output. STViT's guards fail too, but its draft export is
-# right at every size. Measured 2026-12-06; the TorchScript exporter above
-# exports all of them.
-DYNAMO_SPECIALISES = {'SWATSwin'}
-
-
-@pytest.mark.parametrize('name', BACKBONES)
-def test_dynamo_onnx_export_is_right_or_refuses(name: str) -> None:
-    """The dynamo exporter's model reproduces eager at every size, or (the
-    families in ``DYNAMO_SPECIALISES``) refuses the sizes it cannot take:
-    never a wrong answer."""
+# torch.export cannot prove STViT's shape guards for every size, and
+# torch.onnx.export falls back to a draft export, which is right at every
+# size (measured 2026-12-06). SWAT-Swin's shape arithmetic is written for
+# torch.export (see swat_mm.models.backbones.swat_swin._copied).
+@pytest.mark.parametrize('name', [
+    pytest.param(n, marks=pytest.mark.xfail(
+        strict=True, reason='onnxruntime < 1.24 LayerNormalization'))
+    if OLD_ORT and n == 'SWATSwin' else n for n in BACKBONES])
+def test_dynamo_onnx_export_reproduces_eager_at_every_size(name: str) -> None:
+    """The dynamo exporter's model reproduces eager at every size (where
+    the eager model refuses a size, onnxruntime must refuse it too)."""
     pytest.importorskip('onnxscript')
     spec(name)
-    try:
-        model, session = export_dynamo(name)
-    except Exception as e:  # an export that fails gives no wrong answer
-        if name in DYNAMO_SPECIALISES:
-            pytest.xfail(f'dynamo export fails: {str(e).splitlines()[0]}')
-        raise
+    model, session = export_dynamo(name)
     refused = run_sizes(name, model, session)
-    if name in DYNAMO_SPECIALISES:
-        assert refused, f'{name} now exports at every size: drop it from ' \
-            'DYNAMO_SPECIALISES'
-        pytest.xfail(f'dynamo export specialised to the example size; '
-                     f'onnxruntime refuses {refused}')
     assert not refused, f'{name}: onnxruntime refuses {refused}'

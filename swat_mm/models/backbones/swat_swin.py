@@ -115,23 +115,37 @@ class _RelativePositionBias:
                 mask: Optional[torch.Tensor], dropout: float) -> torch.Tensor:
         """q, k, v: (B*nW, heads, N, head_dim); mask: (nW, N, N) of 0 / -100
         or None. Returns softmax(q k^T * scale + bias + mask) v, shaped
-        like q."""
+        like q, in (B*nW, N, heads, head_dim) memory.
+
+        The memory layout is fixed, by a copy, because the callers merge
+        the heads with a reshape, which torch.export records as a view where
+        the example's layout allows one; SDPA's kernel writes (B*nW, N,
+        heads, head_dim), the decomposition that the dynamo ONNX exporter
+        runs writes (B*nW, heads, N, head_dim), and the view would fail on
+        the latter."""
         B_, heads, N, _ = q.shape
         bias = self.relative_position_bias_table[
             self.relative_position_index.reshape(-1)].reshape(
                 N, N, -1).permute(2, 0, 1)  # (heads, N, N)
-        if mask is not None:
-            nW = mask.shape[0]
-            bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(
-                nW * heads, N, N)
-            # the windows of one image share a batch row, so the (nW*heads)
-            # masks broadcast over the images
-            q, k, v = (t.reshape(B_ // nW, nW * heads, N, -1)
-                       for t in (q, k, v))
+        if mask is None:
+            x = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype),
+                dropout_p=dropout, scale=self.scale)
+            return _copied(x.transpose(1, 2)).transpose(1, 2)
+        nW, hd = mask.shape[0], q.shape[-1]
+        B = B_ // nW
+        # the windows of one image share a batch row, so the (nW*heads)
+        # masks broadcast over the images (shapes as in _copied)
+        bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(
+            nW * heads, N, N)
+        q, k, v = (_copied(t).reshape(B, nW * heads, N, hd)
+                   for t in (q, k, v))
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype),
             dropout_p=dropout, scale=self.scale)
-        return x.reshape(B_, heads, N, -1)
+        # (B, nW*heads, N, hd) -> (B*nW, N, heads, hd) memory
+        x = x.reshape(B, nW, heads, N, hd).permute(0, 1, 3, 2, 4)
+        return _copied(x).reshape(B_, N, heads, hd).transpose(1, 2)
 
 
 class WindowAttention(_RelativePositionBias, nn.Module):
@@ -219,19 +233,34 @@ class ConvWindowAttention(_RelativePositionBias, SWATAttention):
         return self.project_out(x)
 
 
+def _copied(x: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy of a permuted ``x``, to merge its dimensions.
+
+    Written for ``torch.export`` with symbolic sizes (the dynamo ONNX
+    exporter), as are the shape manipulations that use it: reshapes name
+    every size (no -1), and merge dimensions only of a contiguous copy. ``x.contiguous()`` or a reshape of the
+    permuted view would first ask whether ``x`` is contiguous already, which
+    depends on whether a symbolic size (a window count) is 1, and
+    torch.export would fix the answer to the example's, so the export
+    would hold for one size only. Eager merges of a permuted tensor copy
+    anyway."""
+    return x.clone(memory_format=torch.contiguous_format)
+
+
 def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
     """(B, H, W, C) with H, W multiples of ws -> (B*nW, ws*ws, C)."""
     B, H, W, C = x.shape
-    x = x.reshape(B, H // ws, ws, W // ws, ws, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, ws * ws, C)
+    nh, nw = H // ws, W // ws
+    x = x.reshape(B, nh, ws, nw, ws, C).permute(0, 1, 3, 2, 4, 5)
+    return _copied(x).reshape(B * nh * nw, ws * ws, C)
 
 
-def window_reverse(windows: torch.Tensor, ws: int, H: int,
+def window_reverse(windows: torch.Tensor, ws: int, B: int, H: int,
                    W: int) -> torch.Tensor:
     """(B*nW, ws*ws, C) -> (B, H, W, C)."""
     C = windows.shape[-1]
-    x = windows.reshape(-1, H // ws, W // ws, ws, ws, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
+    x = windows.reshape(B, H // ws, W // ws, ws, ws, C)
+    return _copied(x.permute(0, 1, 3, 2, 4, 5)).reshape(B, H, W, C)
 
 
 def shift_window_mask(H: int, W: int, ws: int, shift: int,
@@ -345,10 +374,12 @@ class SwinBlock(nn.Module):
             mask = shift_window_mask(Hp, Wp, ws, self.shift_size,
                                      x.device) * on
         x = self.attn(window_partition(x, ws), mask=mask)
-        x = window_reverse(x, ws, Hp, Wp)
+        x = window_reverse(x, ws, B, Hp, Wp)
         if self.shift_size:
             x = roll_rows_cols(x, shift)
-        return x[:, :H, :W, :]
+        # cropped by a negative pad, not a slice: torch.export cannot prove
+        # a slice's H <= Hp for symbolic sizes, and specialises the export
+        return F.pad(x, (0, 0, 0, W - Wp, 0, H - Hp))
 
 
 class PatchMerging(nn.Module):
@@ -377,12 +408,14 @@ class PatchMerging(nn.Module):
         B, H, W, _ = x.shape
         c, h, w = self.view
         x = x.reshape(B, H, W, c, h, w).permute(0, 1, 4, 2, 5, 3)
-        x = self.norm(x.reshape(B, H * h, W * w, c))
+        # shapes as in _copied
+        x = self.norm(_copied(x).reshape(B, H * h, W * w, c))
         x = self.reduction(x.permute(0, 3, 1, 2))  # (B, c/2, H*h, W*w)
-        # padded always (by zero where the side is even), so that a traced
-        # or exported graph pads at every input size
-        x = F.pad(x, (0, (W % 2) * w, 0, (H % 2) * h))
         H2, W2 = (H + 1) // 2, (W + 1) // 2
+        # padded always (by zero where the side is even), so that a traced
+        # or exported graph pads at every input size; by (2*H2 - H) rows of
+        # tokens, so that torch.export sees the padded side is 2*H2*h
+        x = F.pad(x, (0, (2 * W2 - W) * w, 0, (2 * H2 - H) * h))
         x = x.reshape(B, c // 2, H2, 2 * h, W2, 2 * w)
         x = x.permute(0, 2, 4, 1, 3, 5)
         return x.reshape(B, H2, W2, self.out_dims)
