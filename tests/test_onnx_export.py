@@ -59,14 +59,15 @@ def export(name: str) -> Tuple[torch.nn.Module, ort.InferenceSession]:
 # at every size tested (2026-12-06).
 DYNAMO_AUTO = {'SVT'}
 
-# The smallest side of the named Dims. SWAT-Swin's from 33: torch.export
-# asks whether the last stage's map (ceil(side / 32)) is more than one
-# token, to pick the memory format of the depth-wise conv of the MLP on
-# its channels-last map, and fixes the answer to the example's (2 tokens);
-# from 16, torch.onnx.export fails and then retries with the range that
-# torch.export suggests, 33 to 4096, which costs a second export (about
-# 40 s). The ONNX graph checks no range (measured 2026-12-06: it gives the
-# eager outputs at 16 x 16 and 20 x 36 too).
+# The smallest side of the named Dims. SWAT-Swin's from 33: torch.export's
+# fake convolution asks whether a channels-last input's map (what the
+# MLP's depth-wise conv gets) is more than one token a side, to pick the
+# output's memory format, and of the last stage's map (ceil(side / 32))
+# that holds from 33 on. From 16, torch.onnx.export's first torch.export
+# fails on that guard, and it retries with the range torch.export
+# suggests, 33 to 4096: about 45 s instead of 35 s (2026-12-06). The ONNX
+# graph checks no range, and gives the eager outputs at 16 x 16 and
+# 20 x 36 too (measured 2026-12-06).
 DYNAMO_MIN_SIDE = {'SWATSwin': 33}
 
 

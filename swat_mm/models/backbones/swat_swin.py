@@ -115,14 +115,7 @@ class _RelativePositionBias:
                 mask: Optional[torch.Tensor], dropout: float) -> torch.Tensor:
         """q, k, v: (B*nW, heads, N, head_dim); mask: (nW, N, N) of 0 / -100
         or None. Returns softmax(q k^T * scale + bias + mask) v, shaped
-        like q, in (B*nW, N, heads, head_dim) memory.
-
-        The memory layout is fixed, by a copy, because the callers merge
-        the heads with a reshape, which torch.export records as a view where
-        the example's layout allows one; SDPA's kernel writes (B*nW, N,
-        heads, head_dim), the decomposition that the dynamo ONNX exporter
-        runs writes (B*nW, heads, N, head_dim), and the view would fail on
-        the latter."""
+        like q."""
         B_, heads, N, _ = q.shape
         bias = self.relative_position_bias_table[
             self.relative_position_index.reshape(-1)].reshape(
@@ -131,21 +124,24 @@ class _RelativePositionBias:
             x = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype),
                 dropout_p=dropout, scale=self.scale)
+            # in (B*nW, N, heads, head_dim) memory, by a copy: the callers
+            # merge the heads with a reshape, which torch.export records as
+            # a view where the example's layout allows one; SDPA's kernel
+            # writes this layout, but the decomposition that the dynamo ONNX
+            # exporter runs writes (B*nW, heads, N, head_dim), where the
+            # view fails
             return _copied(x.transpose(1, 2)).transpose(1, 2)
-        nW, hd = mask.shape[0], q.shape[-1]
-        B = B_ // nW
-        # the windows of one image share a batch row, so the (nW*heads)
-        # masks broadcast over the images (shapes as in _copied)
+        nW = mask.shape[0]
         bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(
             nW * heads, N, N)
-        q, k, v = (_copied(t).reshape(B, nW * heads, N, hd)
+        # the windows of one image share a batch row, so the (nW*heads)
+        # masks broadcast over the images
+        q, k, v = (t.reshape(B_ // nW, nW * heads, N, -1)
                    for t in (q, k, v))
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype),
             dropout_p=dropout, scale=self.scale)
-        # (B, nW*heads, N, hd) -> (B*nW, N, heads, hd) memory
-        x = x.reshape(B, nW, heads, N, hd).permute(0, 1, 3, 2, 4)
-        return _copied(x).reshape(B_, N, heads, hd).transpose(1, 2)
+        return x.reshape(B_, heads, N, -1)
 
 
 class WindowAttention(_RelativePositionBias, nn.Module):
@@ -236,14 +232,13 @@ class ConvWindowAttention(_RelativePositionBias, SWATAttention):
 def _copied(x: torch.Tensor) -> torch.Tensor:
     """A contiguous copy of a permuted ``x``, to merge its dimensions.
 
-    Written for ``torch.export`` with symbolic sizes (the dynamo ONNX
-    exporter), as are the shape manipulations that use it: reshapes name
-    every size (no -1), and merge dimensions only of a contiguous copy. ``x.contiguous()`` or a reshape of the
-    permuted view would first ask whether ``x`` is contiguous already, which
-    depends on whether a symbolic size (a window count) is 1, and
-    torch.export would fix the answer to the example's, so the export
-    would hold for one size only. Eager merges of a permuted tensor copy
-    anyway."""
+    For ``torch.export`` with symbolic sizes (the dynamo ONNX exporter),
+    the window helpers name every size of a reshape (no -1) and merge the
+    dimensions of such a copy only: ``x.contiguous()``, or a reshape of the
+    permuted view, first asks whether ``x`` is contiguous already, which
+    depends on whether a window count is 1, and torch.export fixes the
+    answer to the example's, so the export would hold for some sizes only.
+    Eager merges of a permuted tensor copy it anyway."""
     return x.clone(memory_format=torch.contiguous_format)
 
 
@@ -408,14 +403,12 @@ class PatchMerging(nn.Module):
         B, H, W, _ = x.shape
         c, h, w = self.view
         x = x.reshape(B, H, W, c, h, w).permute(0, 1, 4, 2, 5, 3)
-        # shapes as in _copied
-        x = self.norm(_copied(x).reshape(B, H * h, W * w, c))
+        x = self.norm(x.reshape(B, H * h, W * w, c))
         x = self.reduction(x.permute(0, 3, 1, 2))  # (B, c/2, H*h, W*w)
-        H2, W2 = (H + 1) // 2, (W + 1) // 2
         # padded always (by zero where the side is even), so that a traced
-        # or exported graph pads at every input size; by (2*H2 - H) rows of
-        # tokens, so that torch.export sees the padded side is 2*H2*h
-        x = F.pad(x, (0, (2 * W2 - W) * w, 0, (2 * H2 - H) * h))
+        # or exported graph pads at every input size
+        x = F.pad(x, (0, (W % 2) * w, 0, (H % 2) * h))
+        H2, W2 = (H + 1) // 2, (W + 1) // 2
         x = x.reshape(B, c // 2, H2, 2 * h, W2, 2 * w)
         x = x.permute(0, 2, 4, 1, 3, 5)
         return x.reshape(B, H2, W2, self.out_dims)
