@@ -98,7 +98,7 @@ setup(
         'setuptools<81',
     ],
     extras_require={'tests': [
-        'pytest', 'matplotlib', 'onnx==1.23.2',
+        'pytest', 'pytest-xdist==3.8.0', 'matplotlib', 'onnx==1.23.2',
         # 1.23.2 is the newest onnxruntime for Python 3.10
         "onnxruntime==1.32.0; python_version >= '3.11'",
         "onnxruntime==1.23.2; python_version < '3.11'",

@@ -17,3 +17,16 @@ def toy_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('toy'))
     make_toy_data(root)
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """``tools/run_tests.sh`` spreads the tests over the cores with
+    pytest-xdist (``--dist loadgroup``). A module-scoped fixture (a training
+    run, a built wheel, a new venv whose tests run in order) is made once
+    per worker that runs a test of the module, so such a module's tests
+    are kept together on one worker."""
+    for item in items:
+        info = getattr(item, '_fixtureinfo', None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(d.scope == 'module' for ds in defs for d in ds):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

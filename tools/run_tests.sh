@@ -9,7 +9,7 @@ trap 'rm -f "$report"' EXIT
 PY=$(SWAT_MM_SETUP_REPORT=$report bash tools/setup_env.sh | tail -n 1)
 t0=$SECONDS
 rc=0
-"$PY" -m pytest tests -q "$@" || rc=$?
+"$PY" -m pytest tests -q -n "${SWAT_MM_TEST_WORKERS:-auto}" --dist loadgroup --durations=25 "$@" || rc=$?
 {
   echo "[run_tests] done, pytest exit status $rc; what each step took:"
   sed 's/^/  /' "$report"

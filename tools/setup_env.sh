@@ -48,6 +48,8 @@ REQS=(
   "regex"
   "setuptools<81"
   "pytest"
+  # the suite runs on every core (tools/run_tests.sh: pytest -n)
+  "pytest-xdist==3.8.0"
   "matplotlib"
   "onnx==1.23.2"
   # 1.32 computes LayerNormalization's variance stably; 1.23.2, the newest
