@@ -23,10 +23,16 @@ def pytest_collection_modifyitems(config, items):
     """``tools/run_tests.sh`` spreads the tests over the cores with
     pytest-xdist (``--dist loadgroup``). A module-scoped fixture (a training
     run, a built wheel, a new venv whose tests run in order) is made once
-    per worker that runs a test of the module, so such a module's tests
-    are kept together on one worker."""
-    for item in items:
+    per run of consecutive tests of its module on a worker, so every test of
+    a module that has one goes to one worker, in file order: tests of the
+    module that do not use the fixture would otherwise run between the
+    others, and the fixture be torn down and made again."""
+    def shared(item) -> bool:
         info = getattr(item, '_fixtureinfo', None)
         defs = info.name2fixturedefs.values() if info is not None else ()
-        if any(d.scope == 'module' for ds in defs for d in ds):
+        return any(d.scope in ('module', 'class') for ds in defs for d in ds)
+
+    grouped = {item.module.__name__ for item in items if shared(item)}
+    for item in items:
+        if item.module.__name__ in grouped:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
