@@ -66,7 +66,7 @@ DYNAMO_AUTO = {'SVT'}
 # (ceil(side / 32)) that holds from 33 on. From 16, torch.onnx.export's
 # first torch.export fails on that guard, and it retries with the range
 # torch.export suggests, 33 to 4096: SWAT-Swin about 45 s instead of 35 s,
-# STViT about 45 s instead of 30 s (2026-12-06). The ONNX graphs check no
+# STViT about 35 s instead of 34 s (2026-12-06). The ONNX graphs check no
 # range, and give the eager outputs at 16 x 16 and 20 x 36 too (measured
 # 2026-12-06).
 DYNAMO_MIN_SIDE = {'SWATSwin': 33, 'STViT': 33}

@@ -195,8 +195,9 @@ class StokenAttention(nn.Module):
         B, C, H0, W0 = x.shape
         h, w = self.stoken_size
         # padded always (by zero rows where none are missing): a traced or
-        # exported graph then pads at every input size; to a multiple of
-        # the cell written as one, which torch.export sees
+        # exported graph then pads at every input size; the padded side
+        # written as a multiple of the cell, with no %, keeps torch.export's
+        # reasoning about the shapes short
         H, W = _ceil_to(H0, h), _ceil_to(W0, w)
         hh, ww = H // h, W // w
         x = F.pad(x, (0, W - W0, 0, H - H0))
