@@ -59,16 +59,17 @@ def export(name: str) -> Tuple[torch.nn.Module, ort.InferenceSession]:
 # at every size tested (2026-12-06).
 DYNAMO_AUTO = {'SVT'}
 
-# The smallest side of the named Dims. SWAT-Swin's from 33: torch.export's
-# fake convolution asks whether a channels-last input's map (what the
-# MLP's depth-wise conv gets) is more than one token a side, to pick the
-# output's memory format, and of the last stage's map (ceil(side / 32))
-# that holds from 33 on. From 16, torch.onnx.export's first torch.export
-# fails on that guard, and it retries with the range torch.export
-# suggests, 33 to 4096: about 45 s instead of 35 s (2026-12-06). The ONNX
-# graph checks no range, and gives the eager outputs at 16 x 16 and
-# 20 x 36 too (measured 2026-12-06).
-DYNAMO_MIN_SIDE = {'SWATSwin': 33}
+# The smallest side of the named Dims. SWAT-Swin's and STViT's from 33:
+# torch.export's fake convolution asks whether a channels-last input's map
+# (what the MLP's depth-wise conv gets) is more than one token a side, to
+# pick the output's memory format, and of the last stage's map
+# (ceil(side / 32)) that holds from 33 on. From 16, torch.onnx.export's
+# first torch.export fails on that guard, and it retries with the range
+# torch.export suggests, 33 to 4096: SWAT-Swin about 45 s instead of 35 s,
+# STViT about 35 s instead of 34 s (2026-12-06). The ONNX graphs check no
+# range, and give the eager outputs at 16 x 16 and 20 x 36 too (measured
+# 2026-12-06).
+DYNAMO_MIN_SIDE = {'SWATSwin': 33, 'STViT': 33}
 
 
 def export_dynamo(name: str
@@ -156,10 +157,9 @@ def test_onnx_export_reproduces_eager_at_every_size(name: str) -> None:
     assert not refused, f'{name}: onnxruntime refuses {refused}'
 
 
-# torch.export cannot prove STViT's shape guards for every size, and
-# torch.onnx.export falls back to a draft export, which is right at every
-# size (measured 2026-12-06). SWAT-Swin's shape arithmetic is written for
-# torch.export (see swat_mm.models.backbones.swat_swin._copied).
+# SWAT-Swin's and STViT's shape arithmetic is written for torch.export
+# (see swat_mm.models.backbones.swat_swin._copied, and the padding and
+# cropping in swat_mm.models.layers.StokenAttention).
 @pytest.mark.parametrize('name', [
     pytest.param(n, marks=pytest.mark.xfail(
         strict=True, reason='onnxruntime < 1.24 LayerNormalization'))

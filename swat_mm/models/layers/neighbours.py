@@ -61,11 +61,15 @@ def _accumulate(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(B, h*w, 9, C) -> (B, h, w, C): the adjoint of :func:`_windows`."""
     B, _, _, C = x.shape
     x = x.reshape(B, h, w, 9, C)
-    out = x.new_zeros(B, h + 2, w + 2, C)
+    # neighbour (i, j) of cell (y, x) is cell (y + i - 1, x + j - 1): each
+    # neighbour's values shifted back there (padded on one side, cropped on
+    # the other), and summed. Sums of whole maps, not additions into slices
+    # of one: an exported graph then holds no scatter per neighbour.
+    out = 0
     for k in range(9):
         i, j = divmod(k, 3)
-        out[:, i:i + h, j:j + w] += x[:, :, :, k]
-    return out[:, 1:h + 1, 1:w + 1]
+        out = out + F.pad(x[:, :, :, k], (0, 0, j - 1, 1 - j, i - 1, 1 - i))
+    return out
 
 
 class _Gather3x3(torch.autograd.Function):

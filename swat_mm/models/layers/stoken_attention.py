@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from .config import use_fast_layers
 from .neighbours import neighbourhood_ops, pop_identity_kernels
 from .pointwise import PointwiseConv, nchw, nhwc
+from .swat_tokenizer import _ceil_to
 
 __all__ = ['StokenAttention', 'AffinityTap', 'affinity_map',
            'collect_affinities']
@@ -194,10 +195,12 @@ class StokenAttention(nn.Module):
         B, C, H0, W0 = x.shape
         h, w = self.stoken_size
         # padded always (by zero rows where none are missing): a traced or
-        # exported graph then pads at every input size
-        x = F.pad(x, (0, (w - W0 % w) % w, 0, (h - H0 % h) % h))
-        H, W = x.shape[-2:]
+        # exported graph then pads at every input size; the padded side
+        # written as a multiple of the cell, with no %, keeps torch.export's
+        # reasoning about the shapes short
+        H, W = _ceil_to(H0, h), _ceil_to(W0, w)
         hh, ww = H // h, W // w
+        x = F.pad(x, (0, W - W0, 0, H - H0))
 
         # The zero padding takes part in the initial super tokens, as
         # officially.
@@ -227,4 +230,6 @@ class StokenAttention(nn.Module):
         pixels = affinity.transpose(-1, -2) @ self.gather(stokens,
                                                           self.training)
         pixels = pixels.reshape(B, hh, ww, h, w, C).transpose(2, 3)
-        return nchw(pixels.reshape(B, H, W, C))[:, :, :H0, :W0]
+        # cropped by a negative pad: torch.export cannot prove a slice's
+        # H0 <= H for symbolic sizes
+        return F.pad(nchw(pixels.reshape(B, H, W, C)), (0, W0 - W, 0, H0 - H))
