@@ -85,6 +85,41 @@ def test_stale_stamp_regenerates_and_foreign_folder_raises(tmp_path):
         make_toy_data(root, which=['cityscapes'])
 
 
+def test_more_imagenet_training_images(toy_root, tmp_path):
+    """imagenet_train_per_class: a superset of the default training set with
+    the same val split; the stamp's size decides whether a folder is kept."""
+    root = str(tmp_path)
+    path = make_toy_data(root, which=['imagenet'],
+                         imagenet_train_per_class=42)['imagenet']
+    with open(osp.join(path, 'meta', 'train.txt')) as f:
+        lines = f.read().split('\n')[:-1]
+    assert len(lines) == 42 * len(IMAGENET_CLASSES)
+    assert sorted(int(line.split()[1]) for line in lines) == \
+        sorted(list(range(len(IMAGENET_CLASSES))) * 42)
+    with open(osp.join(path, 'toy_data.json')) as f:
+        assert json.load(f)['counts'] == dict(
+            train=42 * len(IMAGENET_CLASSES), val=10 * len(IMAGENET_CLASSES),
+            classes=len(IMAGENET_CLASSES))
+    default = _tree_bytes(osp.join(toy_root, 'imagenet'))
+    more = _tree_bytes(path)
+    shared = [k for k in default if k != 'toy_data.json'
+              and not k.startswith('meta')]
+    assert set(shared) < set(more)
+    assert [k for k in shared if default[k] != more[k]] == []
+    assert more['meta/val.txt'] == default['meta/val.txt']
+    # the same size is kept, another one regenerates
+    stamp = osp.join(path, 'toy_data.json')
+    before = os.stat(stamp).st_mtime_ns
+    make_toy_data(root, which=['imagenet'], imagenet_train_per_class=42)
+    assert os.stat(stamp).st_mtime_ns == before
+    make_toy_data(root, which=['imagenet'])
+    assert _tree_bytes(path) == default
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match='imagenet_train_per_class'):
+            make_toy_data(root, which=['imagenet'],
+                          imagenet_train_per_class=bad)
+
+
 def test_mask_to_polygons():
     m = np.zeros((8, 8), bool)
     m[1:4, 1:4] = True

@@ -3,6 +3,7 @@
     python tools/make_toy_data.py                      # all three under data/toy
     python tools/make_toy_data.py --root data/toy --which ade20k
     python tools/make_toy_data.py --force              # rebuild even if complete
+    python tools/make_toy_data.py --which imagenet --imagenet-train-per-class 200
 
 Needs only numpy, Pillow and torch (the token labels are torch files), not
 mmcv; complete folders are kept, so re-running is cheap.
@@ -42,6 +43,11 @@ def parse_args(toy, argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--force', action='store_true',
                         help='regenerate complete folders too')
+    parser.add_argument('--imagenet-train-per-class', type=int, default=None,
+                        metavar='N',
+                        help='training images per class of the toy ImageNet '
+                        '(default 40; a superset of the default set, the '
+                        'same val split)')
     return parser.parse_args(argv)
 
 
@@ -49,8 +55,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     toy = _load_toy_data()
     args = parse_args(toy, argv)
     start = time.time()
-    paths = toy.make_toy_data(args.root, args.which, seed=args.seed,
-                              force=args.force)
+    try:
+        paths = toy.make_toy_data(
+            args.root, args.which, seed=args.seed, force=args.force,
+            imagenet_train_per_class=args.imagenet_train_per_class)
+    except ValueError as e:
+        raise SystemExit(f'make_toy_data: {e}')
     for name, path in paths.items():
         print(f'{name}: {path}')
     print(f'done in {time.time() - start:.1f} s', file=sys.stderr)

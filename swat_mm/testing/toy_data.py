@@ -19,7 +19,8 @@ mmcv):
     One shape per image (:data:`IMAGENET_CLASSES`: disc, square, triangle,
     ring, cross), random colour, size, position and rotation on a textured
     random background; the colour says nothing about the class. 40 train and
-    10 val images per class. mmpretrain's ``ImageNet`` carries the 1000
+    10 val images per class (``imagenet_train_per_class`` writes more
+    training images, a superset of the default ones). mmpretrain's ``ImageNet`` carries the 1000
     ImageNet names as its metainfo; the toy configs use its subclass
     :class:`~swat_mm.testing.toy_datasets.ToyImageNet`, whose metainfo is
     :data:`IMAGENET_CLASSES`::
@@ -441,12 +442,14 @@ def _token_label(mask: np.ndarray, label: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([scores, classes]).astype(np.float16))
 
 
-def _write_imagenet(out: str, seed: int) -> Dict[str, int]:
+def _write_imagenet(out: str, seed: int,
+                    train_per_class: Optional[int] = None) -> Dict[str, int]:
     spec = _SPEC['imagenet']
     size, n_cls = spec['size'], len(IMAGENET_CLASSES)
+    per_class = train_per_class or spec['train'] // n_cls
     os.makedirs(osp.join(out, 'meta'))
     lines = []
-    for k in range(spec['train'] // n_cls):
+    for k in range(per_class):
         for label, name in enumerate(IMAGENET_CLASSES):
             rel = f'{name}/{name}_{k:04d}.JPEG'
             os.makedirs(osp.join(out, 'train', name), exist_ok=True)
@@ -471,7 +474,7 @@ def _write_imagenet(out: str, seed: int) -> Dict[str, int]:
         lines.append(f'{rel} {label}')
     with open(osp.join(out, 'meta', 'val.txt'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
-    return dict(train=spec['train'], val=spec['val'], classes=n_cls)
+    return dict(train=per_class * n_cls, val=spec['val'], classes=n_cls)
 
 
 # ---------------------------------------------------------------------------
@@ -678,15 +681,22 @@ def _read_stamp(folder: str) -> Optional[dict]:
         return None
 
 
-def _stamp_ok(stamp: Optional[dict], name: str, seed: int) -> bool:
+def _stamp_ok(stamp: Optional[dict], name: str, seed: int,
+              train: Optional[int] = None) -> bool:
+    """Whether a stamp is this generator's for ``name`` and ``seed``, and,
+    with ``train`` given, holds that many training images."""
     return bool(stamp) and stamp.get('dataset') == name and \
-        stamp.get('version') == TOY_DATA_VERSION and stamp.get('seed') == seed
+        stamp.get('version') == TOY_DATA_VERSION and \
+        stamp.get('seed') == seed and \
+        (train is None or (stamp.get('counts') or {}).get('train') == train)
 
 
 def make_toy_data(root: str = 'data/toy',
                   which: Iterable[str] = DATASETS,
                   seed: int = 0,
-                  force: bool = False) -> Dict[str, str]:
+                  force: bool = False,
+                  imagenet_train_per_class: Optional[int] = None
+                  ) -> Dict[str, str]:
     """Generate the toy datasets named in ``which`` under ``root``.
 
     Args:
@@ -694,12 +704,17 @@ def make_toy_data(root: str = 'data/toy',
         which: any of ``'imagenet'``, ``'coco'``, ``'ade20k'``.
         seed: base seed; the same seed gives the same bytes.
         force: regenerate even when a complete folder is there.
+        imagenet_train_per_class: training images per class of the toy
+            ImageNet (default 40). Image ``k`` of a class is the same for
+            every count, so a larger set holds the default one; the val
+            split does not change.
 
     Returns:
         ``{name: absolute path of its folder}``.
 
     A dataset folder whose ``toy_data.json`` stamp matches this generator's
-    version and ``seed`` is kept as is. A folder with another stamp is
+    version and ``seed`` (and, for ``imagenet``, the training-set size) is
+    kept as is. A folder with another stamp is
     replaced; a folder without a stamp is not ours and raises
     :class:`FileExistsError`.
     """
@@ -707,10 +722,25 @@ def make_toy_data(root: str = 'data/toy',
     unknown = sorted(set(which) - set(DATASETS))
     if unknown:
         raise ValueError(f'unknown toy datasets {unknown}; choose from {DATASETS}')
+    if imagenet_train_per_class is not None and (
+            isinstance(imagenet_train_per_class, bool)
+            or not isinstance(imagenet_train_per_class, int)
+            or imagenet_train_per_class < 1):
+        raise ValueError('imagenet_train_per_class must be a positive number '
+                         f'of images, got {imagenet_train_per_class!r}; leave '
+                         'it None for the default 40')
+    per_class = imagenet_train_per_class or \
+        _SPEC['imagenet']['train'] // len(IMAGENET_CLASSES)
     root = osp.abspath(root)
     os.makedirs(root, exist_ok=True)
     paths = {}
     for name in which:
+        # the training-set size is checked for the toy ImageNet only, the
+        # one dataset whose size is an option
+        train = per_class * len(IMAGENET_CLASSES) \
+            if name == 'imagenet' else None
+        writer_args = (dict(train_per_class=per_class)
+                       if name == 'imagenet' else {})
         final = osp.join(root, name)
         paths[name] = final
         if osp.exists(final):
@@ -720,26 +750,27 @@ def make_toy_data(root: str = 'data/toy',
                     f'{final} exists but was not written by '
                     'swat_mm.testing.toy_data '
                     f'(no {_STAMP}); move it away or pick another root')
-            if _stamp_ok(stamp, name, seed) and not force:
+            if _stamp_ok(stamp, name, seed, train) and not force:
                 continue
         tmp = tempfile.mkdtemp(prefix=f'.{name}.tmp-', dir=root)
         try:
             data = osp.join(tmp, name)
-            counts = _WRITERS[name](data, seed)
+            counts = _WRITERS[name](data, seed, **writer_args)
             with open(osp.join(data, _STAMP), 'w') as f:
                 json.dump(dict(dataset=name, version=TOY_DATA_VERSION,
                                seed=seed, counts=counts), f, sort_keys=True,
                           indent=1)
             if osp.exists(final):
                 # an old version, or a concurrent run finished first
-                if _stamp_ok(_read_stamp(final), name, seed) and not force:
+                if _stamp_ok(_read_stamp(final), name, seed, train) and \
+                        not force:
                     continue
                 os.rename(final, osp.join(tmp, 'old'))
             try:
                 os.rename(data, final)
             except OSError:
                 # a concurrent run renamed its copy first; keep that one
-                if not _stamp_ok(_read_stamp(final), name, seed):
+                if not _stamp_ok(_read_stamp(final), name, seed, train):
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

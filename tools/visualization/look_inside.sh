@@ -3,9 +3,9 @@
 # (tools/toy_demo.py: STViT-S + UperNet on the toy ADE20K) and the same
 # job with SVT-H-S and SWAT-Swin-T, a short classifier fine-tuning on the
 # toy ImageNet from the demo's STViT-S backbone (for Grad-CAM), then every
-# visualization tool on one toy ADE20K validation image (Grad-CAM: on a toy
-# ImageNet one). About 15 minutes
-# of one CPU core.
+# visualization tool on one toy ADE20K validation image (Grad-CAM: on five
+# toy ImageNet ones). About 45 minutes on 2 CPU cores, 30 of them the
+# classifier (measured 2026-12-06).
 #
 #   bash tools/visualization/look_inside.sh [OUT_DIR]   # default docs/images
 #
@@ -21,7 +21,8 @@ WORK=${WORK:-work_dirs/look_inside}
 DATA=$WORK/toy_data
 export SWAT_MM_TOY_DATA=$DATA OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
-"$PY" tools/make_toy_data.py --root "$DATA" --which imagenet ade20k
+"$PY" tools/make_toy_data.py --root "$DATA" --which imagenet ade20k \
+  --imagenet-train-per-class 800
 
 # 1. the main demo job and the same job for SVT and SWAT (200 iterations
 #    each; its iter_200.pth holds the trained segmentor)
@@ -34,36 +35,41 @@ demo stvit_demo configs/toy/stvit-small_upernet_toy-ade20k.py
 demo svt_demo configs/toy/svt-h-small_upernet_toy-ade20k.py
 demo swat_demo configs/toy/swat-swin-tiny_upernet_toy-ade20k.py
 
-# 2. an STViT-S classifier on the toy ImageNet, its backbone initialised
-#    from the demo's: the toy config with light augmentation (a short run
-#    learns nothing under RandAugment, erasing and mixup/cutmix) and no EMA
+# 2. an STViT-S classifier on the toy ImageNet with 800 training images per
+#    class (toy_data.py: a superset of the default 40), its backbone
+#    initialised from the demo's: flips as the only augmentation (a short
+#    run learns nothing under RandAugment, erasing and mixup/cutmix), no EMA
 #    (its official momentum keeps the weights at the start for thousands of
-#    steps), 15 epochs of batches of 8
+#    steps), super tokens of 2x2 at stage 1 and plain attention after (the
+#    64x64 images give maps of 16x16 to 2x2; the default 8x8 and 4x4 super
+#    tokens leave only 2x2 of them per map), AdamW 5e-4, batches of 32, 1500
+#    iterations (12 epochs): 86 % top-1 on the 50 validation images
+#    (2026-12-06; the recipe before, 40 images per class, the default super
+#    tokens and 15 epochs of batches of 8: 26 %)
 CLS=$WORK/stvit_cls
-if [[ ! -f $CLS/epoch_15.pth ]]; then
+if [[ ! -f $CLS/epoch_12.pth ]]; then
   cat >"$WORK/stvit_cls.py" <<PYCFG
 _base_ = ['$REPO/configs/toy/stvit-small_toy-in1k.py']
 model = dict(
-    backbone=dict(drop_path_rate=0.,
+    backbone=dict(drop_path_rate=0., stoken_size=(2, 1, 1, 1),
                   init_cfg=dict(type='Pretrained', prefix='backbone.',
                                 checkpoint='$WORK/stvit_demo/iter_200.pth')),
     train_cfg=None)
 train_dataloader = dict(
-    batch_size=8, num_workers=0,
+    batch_size=32, num_workers=0,
     sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
     dataset=dict(pipeline=[
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.6, 1.)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs')]))
 val_dataloader = dict(num_workers=0)
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
 custom_hooks = [dict(type='swat_mm.RandomStateHook')]
-train_cfg = dict(max_epochs=15, val_interval=15)
+train_cfg = dict(max_epochs=12, val_interval=12)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=14, eta_min=1e-5, by_epoch=True,
-         begin=1, end=15)]
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=25),
+    dict(type='CosineAnnealingLR', T_max=1475, eta_min=1e-5, by_epoch=False,
+         begin=25, end=1500)]
 PYCFG
   "$PY" tools/train.py "$WORK/stvit_cls.py" --work-dir "$CLS" \
     --overwrite-checkpoints
@@ -86,11 +92,31 @@ trap 'rm -rf "$TMP"' EXIT
   --checkpoint "$WORK/swat_demo/iter_200.pth" --size 128 --token 9 9 \
   --modules layers.2.blocks.0.attn --out-dir "$TMP"
 VIS_CAM=$("$PY" -c "import mmpretrain, os.path as p; print(p.join(p.dirname(mmpretrain.__file__), '.mim/tools/visualization/vis_cam.py'))")
-IMG_CLS=$DATA/imagenet/val/toy_val_00000003.JPEG  # a 'square'
-PYTHONPATH=$REPO "$PY" "$VIS_CAM" "$IMG_CLS" "$WORK/stvit_cls.py" "$CLS/epoch_15.pth" \
-  --target-layers backbone.layers.3.blocks.2 --save-path "$TMP/cam.png" \
-  --cfg-options test_dataloader.dataset.pipeline.1.scale=128 \
-  test_dataloader.dataset.pipeline.2.crop_size=128
+# Grad-CAM of the predicted class on the first validation image of each
+# class (cross, disc, ring, square, triangle), at the last block of stage 4
+# (the layer Look inside names) and of stage 3: one row per layer, drawn at
+# the 64x64 the classifier was trained at (at 128 it is at chance) and
+# enlarged to 128
+for i in 0 1 2 3 4; do
+  IMG_CLS=$DATA/imagenet/val/toy_val_0000000$i.JPEG
+  for layer in backbone.layers.3.blocks.2 backbone.layers.2.blocks.8; do
+    PYTHONPATH=$REPO "$PY" "$VIS_CAM" "$IMG_CLS" "$WORK/stvit_cls.py" "$CLS/epoch_12.pth" \
+      --target-layers $layer --save-path "$TMP/cam_${layer}_$i.png"
+  done
+done
+"$PY" - "$TMP" <<'PYSTRIP'
+import sys
+from PIL import Image, ImageDraw
+tmp = sys.argv[1]
+rows = ['backbone.layers.3.blocks.2', 'backbone.layers.2.blocks.8']
+out = Image.new('RGB', (5 * 128, len(rows) * 142), 'white')
+for r, layer in enumerate(rows):
+    ImageDraw.Draw(out).text((4, r * 142 + 1), layer, fill='black')
+    for i in range(5):
+        cam = Image.open(f'{tmp}/cam_{layer}_{i}.png').convert('RGB')
+        out.paste(cam.resize((128, 128), Image.BICUBIC), (i * 128, r * 142 + 14))
+out.save(f'{tmp}/cam.png')
+PYSTRIP
 
 stem=$(basename "$IMG" .jpg)
 cp "$TMP/${stem}_stage1.png" "$OUT/look_inside_super_tokens.png"
