@@ -22,7 +22,7 @@ def toy_root(tmp_path_factory):
 def pytest_collection_modifyitems(config, items):
     """``tools/run_tests.sh`` spreads the tests over the cores with
     pytest-xdist (``--dist loadgroup``). A module-scoped fixture (a training
-    run, a built wheel, a new venv whose tests run in order) is made once
+    run, a built wheel) is made once
     per run of consecutive tests of its module on a worker, so every test of
     a module that has one goes to one worker, in file order: tests of the
     module that do not use the fixture would otherwise run between the
