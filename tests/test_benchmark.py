@@ -351,6 +351,17 @@ def test_config_step_is_the_recipe_training_step(path):
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
 
 
+def test_config_step_runs_at_the_size_asked_for():
+    """A segmentor's data preprocessor pads to the recipe's crop (64x64 in
+    the toy recipe); the step asked for at 32x48 runs at 32x48."""
+    step, model = bm.make_config_step(TOY_SEG, (32, 48), 2, 'fwdbwd')
+    seen = []
+    model.backbone.register_forward_pre_hook(
+        lambda module, args: seen.append(tuple(args[0].shape)))
+    step()
+    assert seen == [(2, 3, 32, 48)]
+
+
 def test_live_tensor_bytes_and_cpu_tensor_peak():
     """Exact byte counts: a held tensor adds its storage once (views add
     nothing); the peak of a step is the largest sum of its tensors alive

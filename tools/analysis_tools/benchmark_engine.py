@@ -544,11 +544,13 @@ def make_config_step(path: str, size: Size, batch: int, mode: str,
     """The config's own training step on a synthetic batch: the model's
     ``train_step`` (data preprocessor, loss, backward, the config's
     ``optim_wrapper`` with its parameter-wise settings) for ``train``, the
-    same without the update for ``fwdbwd``. SyncBN runs as BN (one
-    process), and the weights are as constructed (no checkpoint);
-    ``backbone_kwargs`` go to the backbone's config (see
-    :func:`load_config`). bf16/fp16 run under autocast (on CUDA through
-    mmengine's ``AmpOptimWrapper``, which also scales fp16 losses).
+    same without the update for ``fwdbwd``. The images are ``size`` (a
+    segmentor's data preprocessor pads to ``size``, not to the recipe's
+    crop). SyncBN runs as BN (one process), and the weights are as
+    constructed (no checkpoint); ``backbone_kwargs`` go to the backbone's
+    config (see :func:`load_config`). bf16/fp16 run under autocast (on
+    CUDA through mmengine's ``AmpOptimWrapper``, which also scales fp16
+    losses).
 
     Returns:
         The step and the model.
@@ -557,6 +559,11 @@ def make_config_step(path: str, size: Size, batch: int, mode: str,
 
     from swat_mm.utils.complexity import build_model
     cfg = load_config(path, backbone_kwargs)
+    preprocessor = cfg.model.get('data_preprocessor') or {}
+    if preprocessor.get('size') is not None:
+        # mmseg pads every image to the recipe's crop; the step is measured
+        # at the size asked for (by default the crop itself)
+        preprocessor['size'] = tuple(size)
     model, toolbox = build_model(cfg)
     dev = torch.device(device)
     model.to(dev).train()

@@ -555,7 +555,7 @@ def _recipe_step(path: str, size: tuple, batch: int, dev: torch.device,
 def check_dense(dev: torch.device, args: argparse.Namespace,
                 log: Log) -> Dict[str, Any]:
     import mmseg
-    seg_size, det_size = ((128, 128), (128, 192)) if args.small else \
+    seg_size, det_size = ((64, 64), (64, 96)) if args.small else \
         ((512, 512), (800, 1333))
     batch = 2  # the recipes' images per GPU (and UperNet's pooled batch norm
     # needs more than one value per channel)
