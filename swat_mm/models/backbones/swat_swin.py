@@ -77,6 +77,7 @@ from mmengine.model import BaseModule
 from swat_mm.registry import MODELS
 from ..layers import SWATAttention, SWATConvMlp, SWATTokenizer
 from ..layers.drop_path import DropPath
+from ..layers.shape import ceil_to
 from .base import (StagedBackboneMixin, check_input, freeze, init_official,
                    parse_arch)
 
@@ -352,9 +353,7 @@ class SwinBlock(nn.Module):
         B, H, W, C = x.shape
         ws = self.window_size
         x = self.norm1(x)
-        # ceil with positive operands only: ONNX divides integers rounding
-        # towards zero
-        Hp, Wp = (H + ws - 1) // ws * ws, (W + ws - 1) // ws * ws
+        Hp, Wp = ceil_to(H, ws), ceil_to(W, ws)
         x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
         mask = None
         if self.shift_size:

@@ -4,6 +4,7 @@ from .neighbours import fold3x3, gather3x3, scatter3x3, unfold3x3
 from .norm import LayerNorm2d
 from .pointwise import PointwiseConv
 from .res_dwconv import ResDWConv
+from .shape import ceil_to
 from .spectral import (ORIENTATIONS, HighpassTap, SpectralChannelMixing,
                        collect_spectra, orientation_energy)
 from .stoken_attention import (StokenAttention, affinity_map,
@@ -15,9 +16,9 @@ from .swat_mixing import (SWATAttention, SWATConvMlp, SWATTokenConvMlp,
 from .swat_tokenizer import SWATTokenizer
 
 __all__ = [
-    'DropPath', 'fast_layers', 'use_fast_layers', 'gather3x3', 'scatter3x3',
-    'unfold3x3', 'fold3x3', 'LayerNorm2d', 'PointwiseConv', 'ResDWConv',
-    'SpectralChannelMixing', 'HighpassTap', 'collect_spectra',
+    'DropPath', 'ceil_to', 'fast_layers', 'use_fast_layers', 'gather3x3',
+    'scatter3x3', 'unfold3x3', 'fold3x3', 'LayerNorm2d', 'PointwiseConv',
+    'ResDWConv', 'SpectralChannelMixing', 'HighpassTap', 'collect_spectra',
     'orientation_energy', 'ORIENTATIONS', 'StokenAttention', 'affinity_map',
     'collect_affinities', 'SWATTokenizer', 'SWATAttention', 'SWATConvMlp',
     'SWATTokenConvMlp', 'tokens_to_layout', 'layout_to_tokens',

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .config import use_fast_layers
 from .neighbours import neighbourhood_ops, pop_identity_kernels
 from .pointwise import PointwiseConv, nchw, nhwc
-from .swat_tokenizer import _ceil_to
+from .shape import ceil_to
 
 __all__ = ['StokenAttention', 'AffinityTap', 'affinity_map',
            'collect_affinities']
@@ -198,7 +198,7 @@ class StokenAttention(nn.Module):
         # exported graph then pads at every input size; the padded side
         # written as a multiple of the cell, with no %, keeps torch.export's
         # reasoning about the shapes short
-        H, W = _ceil_to(H0, h), _ceil_to(W0, w)
+        H, W = ceil_to(H0, h), ceil_to(W0, w)
         hh, ww = H // h, W // w
         x = F.pad(x, (0, W - W0, 0, H - H0))
 

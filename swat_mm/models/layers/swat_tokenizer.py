@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
 from .config import use_fast_layers
+from .shape import ceil_to
 from .swat_mixing import _no_autograd, act_
 
 IntPair = Union[int, Tuple[int, int]]
@@ -28,14 +29,6 @@ IntPair = Union[int, Tuple[int, int]]
 
 def _pair(v: IntPair) -> Tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _ceil_to(size: int, multiple: int) -> int:
-    """``size`` rounded up to a multiple of ``multiple``; with positive
-    operands only (ONNX divides integers rounding towards zero), and as a
-    product, which torch.export then knows to be divisible by
-    ``multiple``."""
-    return (size + multiple - 1) // multiple * multiple
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -172,7 +165,7 @@ class SWATTokenizer(nn.Module):
         # padded always (by zero where nothing is missing), so that a traced
         # or exported graph pads at every input size; to s * ceil(H / s), so
         # that torch.export sees the padded side is a multiple of s
-        x = F.pad(x, (0, _ceil_to(W, s) - W, 0, _ceil_to(H, s) - H))
+        x = F.pad(x, (0, ceil_to(W, s) - W, 0, ceil_to(H, s) - H))
         if self.fast and self.proj_cfg[:2] == (1, 1):
             return self._forward_nhwc(x)
         x = self.proj21(x)
@@ -187,7 +180,7 @@ class SWATTokenizer(nn.Module):
         x = self.proj22(x)
         p = self.sub_patch
         h, w = x.shape[-2:]
-        x = F.pad(x, (0, _ceil_to(w, p) - w, 0, _ceil_to(h, p) - h))
+        x = F.pad(x, (0, ceil_to(w, p) - w, 0, ceil_to(h, p) - h))
         B, c, h, w = x.shape
         hg, wg = h // p, w // p
         # (B, c, hg, p1, wg, p2) -> (B, hg, wg, c, p1, p2): the official
@@ -221,7 +214,7 @@ class SWATTokenizer(nn.Module):
         x = F.linear(x, self.proj22.weight.flatten(1), self.proj22.bias)
         p = self.sub_patch
         B, h, w, c = x.shape
-        x = F.pad(x, (0, 0, 0, _ceil_to(w, p) - w, 0, _ceil_to(h, p) - h))
+        x = F.pad(x, (0, 0, 0, ceil_to(w, p) - w, 0, ceil_to(h, p) - h))
         hg, wg = x.shape[1] // p, x.shape[2] // p
         # (B, hg, p1, wg, p2, c) -> (B, hg, wg, c, p1, p2)
         x = x.reshape(B, hg, p, wg, p, c).permute(0, 1, 3, 5, 2, 4)
