@@ -7,17 +7,32 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 report=$(mktemp)
-trap 'rm -f "$report"' EXIT
+setup_log=$(mktemp)
+setup_pid=
+cleanup() {
+  # its own process group, so that the setup scripts and pip under it stop too
+  if [[ -n $setup_pid ]]; then kill -- "-$setup_pid" 2>/dev/null || true; fi
+  rm -f "$report" "$setup_log"
+}
+trap cleanup EXIT
 PY=$(SWAT_MM_SETUP_REPORT=$report bash tools/setup_env.sh | tail -n 1)
 t0=$SECONDS
 rc=0
 if (( $# == 0 )); then
-  # Everything but the first-run setup on every core; then the setup's
-  # tests in file order in one process: they share one new venv and each
-  # starts from the state the one before left.
+  # The first-run setup's tests share one new venv and each starts from the
+  # state the one before left, so they run in one process, in file order;
+  # they start first and run beside the rest, which runs on every core.
+  setsid "$PY" -m pytest tests/test_setup_env.py -q -p no:xdist --durations=8 \
+    >"$setup_log" 2>&1 &
+  setup_pid=$!
   "$PY" -m pytest tests -q -n "${SWAT_MM_TEST_WORKERS:-auto}" --dist loadgroup \
     --ignore tests/test_setup_env.py --durations=25 || rc=$?
-  "$PY" -m pytest tests/test_setup_env.py -q -p no:xdist --durations=8 || rc=$(( rc ? rc : $? ))
+  setup_rc=0
+  wait "$setup_pid" || setup_rc=$?
+  setup_pid=
+  echo "[run_tests] tests/test_setup_env.py, run beside the rest:"
+  cat "$setup_log"
+  (( rc )) || rc=$setup_rc
 else
   "$PY" -m pytest tests -q "$@" || rc=$?
 fi
