@@ -9,12 +9,20 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 report=$(mktemp)
 setup_log=$(mktemp)
 setup_pid=
+kill_tree() {  # a process and everything it started (setup_env.sh, pip)
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
 cleanup() {
-  # its own process group, so that the setup scripts and pip under it stop too
-  if [[ -n $setup_pid ]]; then kill -- "-$setup_pid" 2>/dev/null || true; fi
+  if [[ -n $setup_pid ]]; then kill_tree "$setup_pid"; fi
   rm -f "$report" "$setup_log"
 }
 trap cleanup EXIT
+# Ctrl-C stops everything (the setup's tests run in the background, where
+# SIGINT does not reach them); bash acts on it once pytest has returned
+trap 'exit 130' INT
+trap 'exit 143' TERM
 PY=$(SWAT_MM_SETUP_REPORT=$report bash tools/setup_env.sh | tail -n 1)
 t0=$SECONDS
 rc=0
@@ -22,7 +30,7 @@ if (( $# == 0 )); then
   # The first-run setup's tests share one new venv and each starts from the
   # state the one before left, so they run in one process, in file order;
   # they start first and run beside the rest, which runs on every core.
-  setsid "$PY" -m pytest tests/test_setup_env.py -q -p no:xdist --durations=8 \
+  "$PY" -m pytest tests/test_setup_env.py -q -p no:xdist --durations=8 \
     >"$setup_log" 2>&1 &
   setup_pid=$!
   "$PY" -m pytest tests -q -n "${SWAT_MM_TEST_WORKERS:-auto}" --dist loadgroup \
