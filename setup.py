@@ -98,7 +98,8 @@ setup(
         'setuptools<81',
     ],
     extras_require={'tests': [
-        'pytest', 'pytest-xdist==3.8.0', 'matplotlib', 'onnx==1.23.2',
+        # xdist 3.8's --dist loadgroup does not group on pytest 9.2
+        'pytest==9.1.1', 'pytest-xdist==3.8.0', 'matplotlib', 'onnx==1.23.2',
         # 1.23.2 is the newest onnxruntime for Python 3.10
         "onnxruntime==1.32.0; python_version >= '3.11'",
         "onnxruntime==1.23.2; python_version < '3.11'",

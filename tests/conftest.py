@@ -19,14 +19,16 @@ def toy_root(tmp_path_factory):
     return root
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """``tools/run_tests.sh`` spreads the tests over the cores with
     pytest-xdist (``--dist loadgroup``). A module-scoped fixture (a training
-    run, a built wheel) is made once
-    per run of consecutive tests of its module on a worker, so every test of
-    a module that has one goes to one worker, in file order: tests of the
-    module that do not use the fixture would otherwise run between the
-    others, and the fixture be torn down and made again."""
+    run, a built wheel) is made once per run of consecutive tests of its
+    module on a worker, so every test of a module that has one goes to one
+    worker, in file order: spread over both workers, the fixture would be
+    made on each. First among the hooks, so that the marks are there when
+    xdist's worker reads them (in its own hook of this name). Needs pytest
+    below 9.2 (``tests/test_run_tests.py``)."""
     def shared(item) -> bool:
         info = getattr(item, '_fixtureinfo', None)
         defs = info.name2fixturedefs.values() if info is not None else ()

@@ -47,7 +47,10 @@ REQS=(
   "ftfy"
   "regex"
   "setuptools<81"
-  "pytest"
+  # pytest 9.2 ids tests in a way pytest-xdist 3.8 cannot extend, and its
+  # --dist loadgroup then spreads a module's tests over the workers
+  # (pytest-dev/pytest-xdist#1386; tests/test_run_tests.py)
+  "pytest==9.1.1"
   # the suite runs on every core (tools/run_tests.sh: pytest -n)
   "pytest-xdist==3.8.0"
   "matplotlib"
