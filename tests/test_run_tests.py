@@ -46,7 +46,7 @@ def test_a_module_fixture_is_made_once_on_two_workers(tmp_path):
         'def test_other(i):\n    pass\n')
     log = tmp_path / 'made.log'
     proc = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-q', '-n', '2', '--dist',
+        [sys.executable, '-m', 'pytest', '-n', '2', '--dist',
          'loadgroup', '-p', 'no:cacheprovider', '-v', str(tmp_path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, MADE_LOG=str(log)))

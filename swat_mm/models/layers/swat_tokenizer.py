@@ -138,7 +138,7 @@ class SWATTokenizer(nn.Module):
         """(H, W) of the token grid for an (H, W) input."""
         out = []
         for size in _pair(img_size):
-            size = math.ceil(size / self.token_stride) * self.token_stride
+            size = ceil_to(size, self.token_stride)  # as forward pads
             size = _conv_out(size, *self.stem_cfg)
             size = _conv_out(size, *self.proj_cfg)
             out.append(math.ceil(size / self.sub_patch))
