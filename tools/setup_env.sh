@@ -174,6 +174,59 @@ if ! "$PY" -c "import pkg_resources" >/dev/null 2>&1; then
     || die "pip could not install setuptools<81 wheel ninja"
 fi
 
+# What the stack step's check imports (what its stamp vouches for).
+STACK_IMPORTS="mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime, pytorch_grad_cam, mmdeploy.apis, onnxscript"
+STAMP=$("$PY" -c "import sys, hashlib; print(hashlib.sha1(' '.join(sys.argv[1:]).encode()).hexdigest())" "${REQS[@]}" "${NODEPS_REQS[@]}")
+PREFIX=$("$PY" -c "import sys; print(sys.prefix)")
+STAMP_FILE=$PREFIX/.swat_mm_requirements
+# The editable install of this checkout: redone when setup.py (what it
+# installs, swat_mm/.mim's links) or the checkout's place changes.
+EDITABLE_STAMP=$( { echo "$REPO"; cat "$REPO/setup.py"; } | sha1sum | cut -d' ' -f1)
+EDITABLE_STAMP_FILE=$PREFIX/.swat_mm_editable
+
+finish() {
+  say "ready: $PY"
+  report
+  echo "$PY"
+  exit 0
+}
+
+# The usual run (again, or the test command on a built environment) finds
+# everything in place: one interpreter checks what steps 2-4 check one by
+# one, in a third of the time. Run from / so that a checkout in the working
+# directory cannot stand in for the installed swat_mm.
+step_start
+if [[ "$(cat "$STAMP_FILE" 2>/dev/null || true)" == "$STAMP" \
+      && "$(cat "$EDITABLE_STAMP_FILE" 2>/dev/null || true)" == "$EDITABLE_STAMP" ]] \
+    && TORCH_NOW=$(cd / && "$PY" - "$MMCV_VERSION" "$REPO" <<EOF 2>/dev/null
+import os, sys
+import pkg_resources  # noqa: F401
+import torch
+from torchvision.ops import nms
+nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
+import mmcv
+from mmcv.ops import nms, RoIAlign  # noqa: F401
+assert mmcv.__version__ == sys.argv[1], mmcv.__version__
+nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
+import $STACK_IMPORTS  # noqa: F401
+import swat_mm
+pkg = os.path.join(sys.argv[2], 'swat_mm')
+assert os.path.samefile(os.path.dirname(swat_mm.__file__), pkg)
+mim = os.path.join(pkg, '.mim')
+assert os.listdir(mim) and all(os.path.exists(os.path.join(mim, name))
+                               for name in os.listdir(mim))
+print(torch.__version__)
+EOF
+    ); then
+  say "torch $TORCH_NOW, mmcv $MMCV_VERSION with compiled ops, the OpenMMLab stack and swat_mm (editable, $REPO): kept"
+  step_end "torch + torchvision" "kept torch $TORCH_NOW (one check for these four steps)"
+  step_start
+  step_end "mmcv with ops" "kept mmcv $MMCV_VERSION"
+  step_end "OpenMMLab stack" "kept"
+  step_end "swat_mm (editable)" "kept $REPO"
+  finish
+fi
+
 # 2. torch + torchvision --------------------------------------------------------
 torch_ok() {
   "$PY" - <<'EOF' >/dev/null 2>&1
@@ -371,10 +424,8 @@ fi
 
 # 4. the OpenMMLab stack and swat_mm -------------------------------------------
 step_start
-STAMP=$("$PY" -c "import sys, hashlib; print(hashlib.sha1(' '.join(sys.argv[1:]).encode()).hexdigest())" "${REQS[@]}" "${NODEPS_REQS[@]}")
-STAMP_FILE=$("$PY" -c "import sys; print(sys.prefix)")/.swat_mm_requirements
 if [[ "$(cat "$STAMP_FILE" 2>/dev/null || true)" != "$STAMP" ]] \
-    || ! "$PY" -c "import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime, pytorch_grad_cam, mmdeploy.apis, onnxscript" >/dev/null 2>&1; then
+    || ! "$PY" -c "import $STACK_IMPORTS" >/dev/null 2>&1; then
   rm -f "$STAMP_FILE"
   say "installing ${REQS[*]}"
   "${PIP[@]}" install -q -c "$CONSTRAINTS" "${REQS[@]}" || die "pip could not install the OpenMMLab stack"
@@ -387,10 +438,10 @@ else
   step_end "OpenMMLab stack" "kept"
 fi
 step_start
+rm -f "$EDITABLE_STAMP_FILE"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$REPO" >/dev/null \
   || die "pip install -e $REPO failed"
 "$PY" -c "import swat_mm, mmdet, mmseg, mmpretrain" || die "the environment is incomplete: import of swat_mm/mmdet/mmseg/mmpretrain failed"
+echo "$EDITABLE_STAMP" >"$EDITABLE_STAMP_FILE.tmp" && mv "$EDITABLE_STAMP_FILE.tmp" "$EDITABLE_STAMP_FILE"
 step_end "swat_mm (editable)" "installed $REPO"
-say "ready: $PY"
-report
-echo "$PY"
+finish
