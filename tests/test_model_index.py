@@ -239,3 +239,47 @@ def test_registration_without_mmpretrain_or_index(monkeypatch, tmp_path):
         model_index.register_at_import()
     with pytest.raises(FileNotFoundError, match='reinstall swat_mm'):
         config_path('cls/stvit/stvit-small_8xb128_in1k.py')
+
+
+# configs whose bases come from each toolbox through ``package::`` paths
+EXTERNAL = ['configs/det/stvit/cascade-mask-rcnn_stvit-base_fpn_ms-3x_coco.py',
+            'configs/seg/swat-swin-tiny_upernet_ade20k.py',
+            'configs/toy/mask-rcnn_svt-h-small_toy-coco.py',
+            'configs/cls/stvit/stvit-small_8xb128_in1k.py']
+PLAIN_PARSE = '''
+import sys
+from mmengine.config import Config
+for path in sys.argv[1:]:
+    print(Config.fromfile(path, import_custom_modules=False).pretty_text)
+    print('=' * 20)
+'''
+
+
+def test_external_bases_resolve_as_mmengine_resolves_them():
+    """``import swat_mm`` remembers mmengine's ``package::`` lookups and
+    reads each toolbox's metafiles once (``register_mim_package``): the
+    configs come out as plain mmengine, in a process without swat_mm,
+    parses them."""
+    import subprocess
+    plain = subprocess.run([sys.executable, '-c', PLAIN_PARSE, *EXTERNAL],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    ours = ''.join(Config.fromfile(osp.join(ROOT, p),
+                                   import_custom_modules=False).pretty_text
+                   + '\n' + '=' * 20 + '\n' for p in EXTERNAL)
+    assert ours == plain.stdout
+
+
+def test_cached_metainfo_answers_as_mmengine():
+    from mmengine.config import utils
+    from mmengine.utils import get_installed_path
+    from swat_mm.utils.model_index import _cached_cfg_metainfo
+    assert utils._get_cfg_metainfo is _cached_cfg_metainfo
+    original = _cached_cfg_metainfo.__wrapped__
+    mmdet = get_installed_path('mmdet')
+    name = 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'  # a key of its table
+    assert _cached_cfg_metainfo(mmdet, name) == original(mmdet, name)
+    # not a model's config: mmengine then takes it for a _base_ file
+    for fn in (original, _cached_cfg_metainfo):
+        with pytest.raises(ValueError, match='but got _base_/models/x'):
+            fn(mmdet, '_base_/models/x')
