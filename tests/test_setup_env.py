@@ -15,7 +15,8 @@ download cache. The tests run in order, on one environment:
 3. a failing pip step leaves no stamp that would make the next run skip it;
 4. the full setup, then ``import swat_mm`` and a backbone's forward pass;
 5. a stale stamp of the editable install redoes that step alone;
-6. a second run installs nothing, all checked in one interpreter.
+6. a second run installs nothing, all checked in one interpreter, also
+   with the venv's python named by a relative ``SWAT_MM_PYTHON``.
 
 Several minutes (torch alone is several GB to install); the suite's longest
 module.
@@ -251,6 +252,20 @@ def test_second_run_installs_nothing(fresh):
     assert 'one check' in lines[1]
     assert all('kept' in ln for ln in lines[1:5])
     assert 'installing' not in res.stderr
+
+
+def test_own_interpreter_by_a_relative_path(fresh):
+    # SWAT_MM_PYTHON relative to the working directory: the one check (run
+    # from /) still finds it
+    rel = osp.relpath(fresh['py'], fresh['root'])
+    res = subprocess.run(['bash', SETUP], cwd=fresh['root'], capture_output=True,
+                         text=True, timeout=600,
+                         env=dict(fresh['env'], SWAT_MM_PYTHON=rel,
+                                  SWAT_MM_SETUP_REPORT=str(fresh['root'] / 'report.txt')))
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = (fresh['root'] / 'report.txt').read_text().splitlines()
+    assert lines[0].split()[0] == 'interpreter' and 'one check' in lines[1]
+    assert osp.samefile(res.stdout.strip().splitlines()[-1], fresh['py'])
 
 
 @pytest.mark.parametrize('version', ['3.9', '3.8'])

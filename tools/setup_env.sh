@@ -126,6 +126,8 @@ step_start
 if [[ -n "${SWAT_MM_PYTHON:-}" ]]; then
   PY=$SWAT_MM_PYTHON
   [[ -x "$PY" ]] || die "SWAT_MM_PYTHON=$PY is not an executable python"
+  # absolute (links kept: a venv's python is one), as checks run from /
+  [[ $PY == /* ]] || PY=$PWD/$PY
   python_gate "$PY"
   say "using the existing interpreter $PY"
   step_end "interpreter" "kept $PY"
