@@ -176,8 +176,16 @@ if ! "$PY" -c "import pkg_resources" >/dev/null 2>&1; then
     || die "pip could not install setuptools<81 wheel ninja"
 fi
 
-# What the stack step's check imports (what its stamp vouches for).
-STACK_IMPORTS="mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime, pytorch_grad_cam, mmdeploy.apis, onnxscript"
+# What steps 2-4 check, each a Python snippet: a working torch/torchvision
+# pair, mmcv with its ops, the stack's imports (what its stamp vouches for).
+TORCH_CHECK='import torch, torchvision
+from torchvision.ops import nms
+nms(torch.zeros(1, 4), torch.zeros(1), 0.5)'
+MMCV_CHECK="import mmcv, torch
+from mmcv.ops import nms, RoIAlign
+assert mmcv.__version__ == '$MMCV_VERSION', mmcv.__version__
+nms(torch.zeros(1, 4), torch.zeros(1), 0.5)"
+STACK_CHECK="import mmdet, mmseg, mmpretrain, pytorch_wavelets, ftfy, regex, onnx, onnxruntime, pytorch_grad_cam, mmdeploy.apis, onnxscript"
 STAMP=$("$PY" -c "import sys, hashlib; print(hashlib.sha1(' '.join(sys.argv[1:]).encode()).hexdigest())" "${REQS[@]}" "${NODEPS_REQS[@]}")
 PREFIX=$("$PY" -c "import sys; print(sys.prefix)")
 STAMP_FILE=$PREFIX/.swat_mm_requirements
@@ -200,19 +208,14 @@ finish() {
 step_start
 if [[ "$(cat "$STAMP_FILE" 2>/dev/null || true)" == "$STAMP" \
       && "$(cat "$EDITABLE_STAMP_FILE" 2>/dev/null || true)" == "$EDITABLE_STAMP" ]] \
-    && TORCH_NOW=$(cd / && "$PY" - "$MMCV_VERSION" "$REPO" <<EOF 2>/dev/null
+    && TORCH_NOW=$(cd / && "$PY" - "$REPO" <<EOF 2>/dev/null
 import os, sys
-import pkg_resources  # noqa: F401
-import torch
-from torchvision.ops import nms
-nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
-import mmcv
-from mmcv.ops import nms, RoIAlign  # noqa: F401
-assert mmcv.__version__ == sys.argv[1], mmcv.__version__
-nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
-import $STACK_IMPORTS  # noqa: F401
+import pkg_resources
+$TORCH_CHECK
+$MMCV_CHECK
+$STACK_CHECK
 import swat_mm
-pkg = os.path.join(sys.argv[2], 'swat_mm')
+pkg = os.path.join(sys.argv[1], 'swat_mm')
 assert os.path.samefile(os.path.dirname(swat_mm.__file__), pkg)
 mim = os.path.join(pkg, '.mim')
 assert os.listdir(mim) and all(os.path.exists(os.path.join(mim, name))
@@ -230,13 +233,7 @@ EOF
 fi
 
 # 2. torch + torchvision --------------------------------------------------------
-torch_ok() {
-  "$PY" - <<'EOF' >/dev/null 2>&1
-import torch, torchvision
-from torchvision.ops import nms
-nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
-EOF
-}
+torch_ok() { "$PY" -c "$TORCH_CHECK" >/dev/null 2>&1; }
 step_start
 if torch_ok; then
   TORCH_NOW=$("$PY" -c 'import torch; print(torch.__version__)')
@@ -299,14 +296,7 @@ fi
   || die "pkg_resources is not importable in $PY after the torch step (setuptools >= 81 dropped it); fix: $PY -m pip install -c $CONSTRAINTS 'setuptools<81'"
 
 # 3. mmcv with compiled ops ------------------------------------------------------
-mmcv_ok() {
-  "$PY" - <<EOF >/dev/null 2>&1
-import mmcv, torch
-from mmcv.ops import nms, RoIAlign
-assert mmcv.__version__ == "$MMCV_VERSION", mmcv.__version__
-nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
-EOF
-}
+mmcv_ok() { "$PY" -c "$MMCV_CHECK" >/dev/null 2>&1; }
 
 # Builds the mmcv wheel into $WHEEL_DIR; on any failure nothing lands there.
 build_mmcv() {
@@ -427,7 +417,7 @@ fi
 # 4. the OpenMMLab stack and swat_mm -------------------------------------------
 step_start
 if [[ "$(cat "$STAMP_FILE" 2>/dev/null || true)" != "$STAMP" ]] \
-    || ! "$PY" -c "import $STACK_IMPORTS" >/dev/null 2>&1; then
+    || ! "$PY" -c "$STACK_CHECK" >/dev/null 2>&1; then
   rm -f "$STAMP_FILE"
   say "installing ${REQS[*]}"
   "${PIP[@]}" install -q -c "$CONSTRAINTS" "${REQS[@]}" || die "pip could not install the OpenMMLab stack"

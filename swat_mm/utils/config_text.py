@@ -12,7 +12,7 @@ R-CNN config on one CPU core; a one-epoch toy classification run
 remembers its last answers. yapf's ``FormatCode`` is a function of its
 arguments only (the unformatted text and the style), so every answer is the
 one yapf gives; a config changed in between gives another text and is
-formatted again (``tests/test_model_index.py``).
+formatted again (``tests/test_config_text.py``).
 """
 import functools
 from typing import Any, Callable, Tuple
@@ -52,7 +52,6 @@ def remembering(format_code: Callable[..., Tuple[str, bool]],
                                **kwargs)
         return cached(unformatted_source, style, extra)
 
-    wrapper.cache_info = cached.cache_info
     wrapper.swat_mm_remembering = True
     return wrapper
 

@@ -191,8 +191,8 @@ def register_mim_package() -> None:
 @functools.lru_cache(maxsize=None)
 def _package_configs(package_path: str) -> dict:
     """mmengine's ``_get_cfg_metainfo`` table of an installed package, read
-    once: config name (its path under ``configs/``, no suffix) -> its first
-    entry in the package's metafiles."""
+    once: config name (its path under ``configs/``, as the metafiles give
+    it) -> its first entry in the package's metafiles."""
     from mmengine.fileio import load
     mim = osp.join(package_path, MIM_DIR)
     table: dict = {}
