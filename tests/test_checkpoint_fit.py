@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from test_tools import (REPO, assert_ok, make_images,  # noqa: E402
-                        read_log, run, run_tool, write_cls_config)
+                        read_log, run_tool, write_cls_config)
 
 import swat_mm  # noqa: E402,F401  (installs the safe loader, the hooks)
 from swat_mm.engine.hooks.checkpoint_fit import (  # noqa: E402
@@ -399,9 +399,8 @@ def test_unsafe_pickle_is_still_unsafe(tmp_path):
 def test_converter_refuses_a_directory_output(ckpts, tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
-    proc = run([sys.executable,
-                str(REPO / 'tools/model_converters/stvit_to_mmpretrain.py'),
-                str(REPO / 'README.md'), str(out)])
+    proc = run_tool('model_converters/stvit_to_mmpretrain.py',
+                    REPO / 'README.md', out)
     assert proc.returncode == 1
     # refused before the source is even read
     assert proc.stderr.strip().splitlines()[-1] == (

@@ -15,11 +15,11 @@ import json
 import os
 import os.path as osp
 import subprocess
-import sys
 
 import pytest
 import torch
 
+from tests.forked_tools import run_python
 from tests.tiny_archs import (STVIT_TINY, SWAT_SWIN_TINY, SWAT_VIT_TINY)
 
 pytest.importorskip(
@@ -96,10 +96,10 @@ def run_tool(task: str, toy_root: str, tmp_path, monkeypatch,
     monkeypatch.setenv('SWAT_MM_TOY_DATA', toy_root)  # for the config
     ckpt = random_checkpoint(config, tmp_path)
     img = sorted(glob.glob(osp.join(toy_root, CASES[task][3])))[0]
-    return subprocess.run(
-        [sys.executable, 'tools/deployment/export.py', deploy, config, ckpt,
-         img, '--work-dir', str(tmp_path / 'work'), *extra], cwd=ROOT,
-        env=env, capture_output=True, text=True, timeout=600)
+    return run_python(
+        ['tools/deployment/export.py', deploy, config, ckpt, img,
+         '--work-dir', str(tmp_path / 'work'), *extra], cwd=ROOT, env=env,
+        timeout=600)
 
 
 def export(task: str, toy_root: str, tmp_path, monkeypatch,

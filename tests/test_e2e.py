@@ -4,19 +4,18 @@ import glob
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+
+from tests.forked_tools import run_python
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def run_tool(args, toy_root, timeout=600):
     env = dict(os.environ, SWAT_MM_TOY_DATA=toy_root)
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = run_python(args, cwd=ROOT, env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 

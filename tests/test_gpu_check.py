@@ -5,9 +5,10 @@ import json
 import os
 import os.path as osp
 import subprocess
-import sys
 
 import pytest
+
+from tests.forked_tools import run_python
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SCRIPT = osp.join(ROOT, 'tools', 'analysis_tools', 'gpu_check.py')
@@ -23,11 +24,11 @@ def _env():
 
 def test_rehearsal_on_cpu(tmp_path):
     out = tmp_path / 'out'
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, str(out), '--device', 'cpu', '--small',
+    proc = run_python(
+        [SCRIPT, str(out), '--device', 'cpu', '--small',
          '--families', 'stvit', '--compile-backend', 'aot_eager',
          '--only', 'correctness,amp,compile,speed,dense'],
-        capture_output=True, text=True, env=_env(), timeout=900)
+        env=_env(), timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((out / 'gpu_check.json').read_text())
     log = (out / 'gpu_check.log').read_text()
@@ -63,13 +64,11 @@ def test_rehearsal_on_cpu(tmp_path):
 
 
 def test_refusals(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, str(tmp_path), '--only', 'speedy'],
-        capture_output=True, text=True, env=_env())
+    proc = run_python([SCRIPT, str(tmp_path), '--only', 'speedy'],
+                      env=_env())
     assert proc.returncode == 2 and 'unknown checks' in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, str(tmp_path), '--families', 'resnet'],
-        capture_output=True, text=True, env=_env())
+    proc = run_python([SCRIPT, str(tmp_path), '--families', 'resnet'],
+                      env=_env())
     assert proc.returncode == 2 and 'unknown families' in proc.stderr
     sh = osp.join(ROOT, 'tools', 'gpu_check.sh')
     proc = subprocess.run(['bash', sh], capture_output=True, text=True)
@@ -83,6 +82,5 @@ def test_refusals(tmp_path):
 @pytest.mark.skipif(__import__('torch').cuda.is_available(),
                     reason='checks the refusal on a machine without CUDA')
 def test_cuda_refused_without_a_gpu(tmp_path):
-    proc = subprocess.run([sys.executable, SCRIPT, str(tmp_path)],
-                          capture_output=True, text=True, env=_env())
+    proc = run_python([SCRIPT, str(tmp_path)], env=_env())
     assert proc.returncode == 2 and '--device cpu' in proc.stderr

@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tests.forked_tools import run_python
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 if str(REPO) not in sys.path:
@@ -141,8 +143,10 @@ def run_tool(tool: str, *args: str, timeout: int = 300,
              ) -> subprocess.CompletedProcess:
     """``python tools/<tool> args...`` with pytest's interpreter; the
     caller checks the exit status (:func:`assert_ok` or its own)."""
-    return run([PYTHON, str(REPO / 'tools' / tool), *map(str, args)],
-               timeout=timeout, env=env)
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return run_python([REPO / 'tools' / tool, *args], cwd=REPO, env=full_env,
+                      timeout=timeout)
 
 
 def assert_ok(proc: subprocess.CompletedProcess) -> None:

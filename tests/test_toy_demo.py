@@ -5,11 +5,11 @@ validation image."""
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 import time
 
 import pytest
+
+from tests.forked_tools import run_python
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO, 'configs', 'toy', 'stvit-small_upernet_toy-ade20k.py')
@@ -28,11 +28,10 @@ def smoke_run(tmp_path_factory):
         pytest.skip(f'{CONFIG} is missing')
     work = tmp_path_factory.mktemp('toy_demo')
     data = work / 'data'
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'toy_demo.py'), '--smoke',
+    cmd = [osp.join(REPO, 'tools', 'toy_demo.py'), '--smoke',
            '--work-dir', str(work / 'run'), '--data-root', str(data)]
     start = time.time()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ))
+    proc = run_python(cmd, cwd=REPO, timeout=600)
     seconds = time.time() - start
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(work / 'run' / 'toy_demo_summary.json') as f:

@@ -13,7 +13,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Callable, Dict, Sequence, Tuple
@@ -21,6 +20,8 @@ from typing import Callable, Dict, Sequence, Tuple
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.forked_tools import run_python
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / 'tools' / 'misc' / 'verify_dataset.py'
@@ -305,10 +306,9 @@ def test_cli_reports_bad_file_and_exit_code(copy_of):
     _bad_label(img, seg)
     opts = [f'{k}={v}' for k, v in root_options(root, ('train',
                                                        'val')).items()]
-    proc = subprocess.run(
-        [sys.executable, str(TOOL), str(REPO / CONFIGS['ade20k']),
-         '--num-processes', str(NPROC), '--cfg-options', *opts],
-        cwd=str(REPO), capture_output=True, text=True, timeout=300)
+    proc = run_python(
+        [TOOL, REPO / CONFIGS['ade20k'], '--num-processes', NPROC,
+         '--cfg-options', *opts], cwd=REPO, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert f'  {seg}: {BAD_LABEL}' in lines

@@ -2,13 +2,13 @@
 config (random weights) and a toy checkpoint: the PNGs it writes, what it
 draws, and its errors (also as a command: one line, exit status 1)."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from tests.forked_tools import run_python
 
 from tools.visualization.vis_spectral import lowpass_groups, main
 
@@ -82,10 +82,9 @@ def test_errors_name_the_problem(image, tmp_path):
     with pytest.raises(FileNotFoundError, match='checkpoint'):
         main([CFG, image, '--checkpoint', str(tmp_path / 'none.pth')])
     # as a command: one line naming the problem, exit status 1
-    run = subprocess.run(
-        [sys.executable, 'tools/visualization/vis_spectral.py',
-         'configs/toy/swat-deit-tiny_toy-in1k.py', image],
-        capture_output=True, text=True)
+    run = run_python(
+        ['tools/visualization/vis_spectral.py',
+         'configs/toy/swat-deit-tiny_toy-in1k.py', image])
     assert run.returncode == 1
     assert 'vis_spectral.py: error: configs/toy/swat-deit-tiny_toy-in1k.py:' \
         ' the backbone is swat_mm.SWATViT, not SVT' in run.stderr

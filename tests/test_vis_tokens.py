@@ -3,13 +3,13 @@ config and tiny configs of the other SWAT backbones (random weights): the
 PNGs it writes, that the drawn (c, p, p) maps are the patch's stem
 features, and its errors (also as a command: one line, exit status 1)."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from tests.forked_tools import run_python
 
 from tests.tiny_cls_configs import save_random_checkpoint, tiny_cls_config
 from tools.visualization.vis_tokens import main, token_convs, tokenize
@@ -119,9 +119,8 @@ def test_errors_name_the_problem(image, tmp_path):
               str(out)])
     with pytest.raises(FileNotFoundError, match='checkpoint'):
         main([CFG, image, '--checkpoint', str(tmp_path / 'none.pth')])
-    run = subprocess.run(
-        [sys.executable, 'tools/visualization/vis_tokens.py', CFG,
-         str(tmp_path / 'missing.png')], capture_output=True, text=True)
+    run = run_python(['tools/visualization/vis_tokens.py', CFG,
+                      str(tmp_path / 'missing.png')])
     assert run.returncode == 1
     assert 'vis_tokens.py: error: image' in run.stderr
     assert 'missing.png' in run.stderr and 'Traceback' not in run.stderr
