@@ -11,6 +11,10 @@ import pytest
 from tests import forked_tools
 from tests.forked_tools import run_python
 
+pytestmark = pytest.mark.skipif(
+    os.environ.get('SWAT_MM_TEST_FRESH_TOOLS') == '1',
+    reason='SWAT_MM_TEST_FRESH_TOOLS=1: no tool runs as a fork')
+
 PROBE = textwrap.dedent('''
     import atexit, json, os, random, sys
     import numpy as np
