@@ -29,6 +29,9 @@ What a fork shares with its server, and how that is kept from mattering:
   them as the same imports would have set them.
 * The global random generators of Python, NumPy and torch, seeded from
   the OS in a fresh process, are seeded from the OS again in the child.
+* The server forks only while it has a single thread (the case under
+  ``tests/conftest.py``'s ``OMP_NUM_THREADS=1``); otherwise every run is
+  fresh.
 * ``SWAT_MM_TEST_FRESH_TOOLS=1`` runs everything in fresh interpreters.
 
 Tests whose claim is about the process itself (killed runs, distributed
@@ -65,7 +68,8 @@ site_path = sys.path[1 + len([p for p in os.environ.get('PYTHONPATH', '').split(
 requests, replies = sys.stdin.buffer, sys.stdout.buffer
 # what the imports set in the environment (cv2, mmseg, torch set some)
 set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
-replies.write(json.dumps(dict(before=before, set=set_by_imports)).encode() + b'\n')
+threads = len(os.listdir('/proc/self/task'))
+replies.write(json.dumps(dict(before=before, set=set_by_imports, threads=threads)).encode() + b'\n')
 replies.flush()
 while True:
     line = requests.readline()
@@ -134,6 +138,10 @@ class _Server:
             raise RuntimeError('the tool server did not start')
         started = json.loads(ready)
         self.env, self.set_by_imports = started['before'], started['set']
+        # a fork copies only the forking thread: with another one running
+        # (OpenBLAS's or OpenMP's pools unless OMP_NUM_THREADS=1, as
+        # tests/conftest.py sets) a lock it held would stay held
+        self.forkable = started['threads'] == 1
 
     def _read(self, timeout: Optional[float]) -> Optional[bytes]:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -145,6 +153,8 @@ class _Server:
         return line.strip()
 
     def serves(self, env: Dict[str, str]) -> bool:
+        if not self.forkable:
+            return False
         if self.proc.poll() is not None:
             with open(self.log.name) as f:
                 raise RuntimeError(
