@@ -8,9 +8,13 @@ augmentation, Mixup/CutMix, EMA, stochastic depth; UperNet: random
 resize/crop/flip, photometric distortion, decode-head dropout, stochastic
 depth), shrunk to a tiny STViT so that each run takes seconds. Each run is a
 real ``tools/train.py`` (or ``tools/dist_train.sh``) process; the
-interrupted one is killed (SIGKILL to its process group, workers included)
-in the middle of the epoch or interval after a checkpoint, then resumed
-with ``--resume``.
+interrupted one is a fresh interpreter, killed (SIGKILL to its process
+group, workers included) in the middle of the epoch or interval after a
+checkpoint, then resumed with ``--resume``. The single-process full and
+resumed runs are forks of the tests' tool server
+(``tests/forked_tools.py``): the resumed run then continues, in another
+kind of process, the state a fresh one left, and must still end
+bit-identical.
 """
 import os
 import os.path as osp
@@ -28,6 +32,7 @@ from mmengine.config import Config
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from test_tools import (NO_CUDA, PYTHON, REPO, assert_ok,  # noqa: E402
                         free_port, read_log, run_tool)
+from tests.forked_tools import run_python  # noqa: E402
 
 import swat_mm  # noqa: E402,F401  (safe loader, atomic backend)
 from swat_mm.engine import AtomicLocalBackend, atomic_write  # noqa: E402
@@ -71,17 +76,21 @@ def _train_cmd(cfg: Path, work_dir: Path, *args: str,
 
 
 def _env(toy_root: str, procs: int) -> Dict[str, str]:
-    env = dict(os.environ, SWAT_MM_TOY_DATA=toy_root, PYTHON=PYTHON)
+    env = dict(os.environ, SWAT_MM_TOY_DATA=toy_root)
     if procs > 1:
-        env['PORT'] = str(free_port())
+        env.update(PORT=str(free_port()), PYTHON=PYTHON)
     return env
 
 
 def _train(cfg: Path, work_dir: Path, toy_root: str, *args: str,
            procs: int = 1) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_train_cmd(cfg, work_dir, *args, procs=procs),
-                          cwd=REPO, env=_env(toy_root, procs),
-                          capture_output=True, text=True, timeout=300)
+    if procs == 1:
+        proc = run_python(_train_cmd(cfg, work_dir, *args)[1:], cwd=REPO,
+                          env=_env(toy_root, procs), timeout=300)
+    else:
+        proc = subprocess.run(_train_cmd(cfg, work_dir, *args, procs=procs),
+                              cwd=REPO, env=_env(toy_root, procs),
+                              capture_output=True, text=True, timeout=300)
     assert_ok(proc)
     return proc
 

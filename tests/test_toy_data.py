@@ -18,13 +18,6 @@ from swat_mm.testing.toy_data import (ADE_CLASSES, COCO_CLASSES,
                                       mask_to_polygons)
 
 
-@pytest.fixture(scope='module')
-def toy_root(tmp_path_factory) -> str:
-    root = str(tmp_path_factory.mktemp('toy'))
-    make_toy_data(root)
-    return root
-
-
 def _tree_bytes(folder: str) -> Dict[str, bytes]:
     out = {}
     for dirpath, _, files in os.walk(folder):
