@@ -29,6 +29,12 @@ What a fork shares with its server, and how that is kept from mattering:
   them as the same imports would have set them.
 * The global random generators of Python, NumPy and torch, seeded from
   the OS in a fresh process, are seeded from the OS again in the child.
+* The server's objects (the imported stack's, about half a million) are
+  frozen (``gc.freeze()``) before it forks: they live as long as the
+  process, as in a fresh interpreter, and the children's collections of
+  the oldest generation no longer walk them (26 % less CPU for nine
+  training runs, 2026-12-07); the children's own objects are collected as
+  usual.
 * The server forks only while it has a single thread (the case under
   ``tests/conftest.py``'s ``OMP_NUM_THREADS=1``); otherwise every run is
   fresh.
@@ -68,6 +74,9 @@ site_path = sys.path[1 + len([p for p in os.environ.get('PYTHONPATH', '').split(
 requests, replies = sys.stdin.buffer, sys.stdout.buffer
 # what the imports set in the environment (cv2, mmseg, torch set some)
 set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
+import gc
+gc.collect()
+gc.freeze()  # see the module's docstring
 threads = len(os.listdir('/proc/self/task'))
 replies.write(json.dumps(dict(before=before, set=set_by_imports, threads=threads)).encode() + b'\n')
 replies.flush()
