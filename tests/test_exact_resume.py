@@ -32,7 +32,6 @@ from mmengine.config import Config
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from test_tools import (NO_CUDA, PYTHON, REPO, assert_ok,  # noqa: E402
                         free_port, read_log, run_tool)
-from tests.forked_tools import run_python  # noqa: E402
 
 import swat_mm  # noqa: E402,F401  (safe loader, atomic backend)
 from swat_mm.engine import AtomicLocalBackend, atomic_write  # noqa: E402
@@ -84,9 +83,9 @@ def _env(toy_root: str, procs: int) -> Dict[str, str]:
 
 def _train(cfg: Path, work_dir: Path, toy_root: str, *args: str,
            procs: int = 1) -> subprocess.CompletedProcess:
-    if procs == 1:
-        proc = run_python(_train_cmd(cfg, work_dir, *args)[1:], cwd=REPO,
-                          env=_env(toy_root, procs), timeout=300)
+    if procs == 1:  # a fork of the tool server
+        proc = run_tool('train.py', str(cfg), '--work-dir', str(work_dir),
+                        *args, env=dict(SWAT_MM_TOY_DATA=toy_root))
     else:
         proc = subprocess.run(_train_cmd(cfg, work_dir, *args, procs=procs),
                               cwd=REPO, env=_env(toy_root, procs),
