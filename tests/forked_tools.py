@@ -61,7 +61,7 @@ STACK = ('torch', 'torchvision', 'mmengine.runner', 'mmcv.ops',
          'mmseg.models', 'mmseg.datasets', 'mmseg.evaluation')
 
 _SERVER = r'''
-import importlib, json, os, random, sys, warnings
+import gc, importlib, json, os, random, sys, warnings
 before = dict(os.environ)
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
@@ -74,7 +74,6 @@ site_path = sys.path[1 + len([p for p in os.environ.get('PYTHONPATH', '').split(
 requests, replies = sys.stdin.buffer, sys.stdout.buffer
 # what the imports set in the environment (cv2, mmseg, torch set some)
 set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
-import gc
 gc.collect()
 gc.freeze()  # see the module's docstring
 threads = len(os.listdir('/proc/self/task'))
